@@ -1,0 +1,8 @@
+"""Everything that acts or learns: protocols, LearningHistory, teachers and imitators."""
+from learners.history import HistoryError, HistoryWriter, LearningHistory
+from learners.protocols import Agent, Imitator, SampledAgent, Teacher, Transition, sample_action
+
+__all__ = [
+    "Agent", "Imitator", "Teacher", "Transition", "SampledAgent", "sample_action",
+    "LearningHistory", "HistoryWriter", "HistoryError",
+]
