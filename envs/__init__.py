@@ -28,4 +28,28 @@ for _id, _ep in _ENTRY_POINTS.items():
         # reported as truncation), so gymnasium's TimeLimit is not added on top.
         gym.register(id=_id, entry_point=_ep, disable_env_checker=False)
 
-__all__ = ["ENV_IDS"]
+
+
+def make(env_id: str, **kwargs):
+    """Make any env the project knows: ``hypospace/*`` toy envs and ``ALE/<Game>-v5`` under the
+    project's Atari protocol (``envs.atari``). Unknown ids raise ``gymnasium.error.Error``."""
+    if env_id.startswith("ALE/"):
+        from envs.atari import make_atari
+
+        return make_atari(env_id, **kwargs)
+    return gym.make(env_id, **kwargs)
+
+
+def env_kind(env_id: str) -> str:
+    """The family an env belongs to, which decides the teachers and encoders that fit it:
+    "bandit", "tabular" (Discrete observations) or "pixels" (Atari)."""
+    if env_id.startswith("ALE/"):
+        return "pixels"
+    if env_id == "hypospace/Bandit-v0":
+        return "bandit"
+    if env_id in ENV_IDS:
+        return "tabular"
+    raise gym.error.Error(f"unknown env {env_id!r}")
+
+
+__all__ = ["ENV_IDS", "make", "env_kind"]
