@@ -315,6 +315,7 @@ class Recorder:
                          "rows": rows, "final_obs_rows": writer.final_obs_rows, "time": time.time()},
             "teacher": self.teacher.get_state(),
             "env": get_env_state(env),
+            "metadata": self.metadata(),
         }
         save_state(writer.partial / CHECKPOINT, state)
 
