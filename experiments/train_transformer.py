@@ -1,0 +1,180 @@
+"""Train the Algorithm-Distillation transformer on recorded learning histories.
+
+    python -m experiments.train_transformer --env bandit --preset default --out runs/ad-bandit-s0
+    python -m experiments.train_transformer --env darkroom --preset default --seed 1 --out runs/ad-dark-s1
+    python -m experiments.train_transformer --env darkroom --preset default --expert --out runs/ed-dark-s0
+    python -m experiments.train_transformer --resume --out runs/ad-dark-s1        # after a kill
+    torchrun --nproc-per-node 2 -m experiments.train_transformer --env bandit --preset smoke --micro-batches 2 --out runs/ddp
+
+Steps: (1) the preset's histories are recorded by the project's recorder on the training tasks
+of the env's seeded task split (held-out tasks never enter training) and cached under
+--cache-dir (reused by later runs; nothing is downloaded); (2) they are packed into memory-mapped
+arrays and sampled as windows of whole episodes (every k-th episode for strides k in
+--subsample); (3) AdamW with warmup + cosine, gradient clipping, CSV logs (TensorBoard when
+installed), checkpoints with the whole state every --checkpoint-every updates; (4) the final
+model goes to OUT/model/ (model.safetensors + meta.json), ready for
+``TransformerImitator.load(OUT/model)`` and ``python -m experiments.ad_eval``.
+
+Every --flag below overrides the preset; --data-* flags change which histories are recorded,
+--model-* flags the model. --resume continues OUT from its latest checkpoint with the
+configuration stored in OUT/config.json and gives the same final weights as an unkilled run.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+PROG = "python -m experiments.train_transformer"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from experiments.cli import add_config_arguments
+    from learners.transformer.corpus import DataSpec
+    from learners.transformer.model import ModelConfig
+    from learners.transformer.presets import PRESETS
+    from learners.transformer.train import TrainConfig
+
+    p = argparse.ArgumentParser(prog=PROG, description=(__doc__ or "").strip().splitlines()[0],
+                                epilog=(__doc__ or "").split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("run")
+    g.add_argument("--env", choices=sorted(PRESETS), default="darkroom", help="env family (default: darkroom)")
+    g.add_argument("--preset", choices=["smoke", "default", "paper"], default="default",
+                   help="smoke (<1 min), default (<=30 min on 2 CPU cores), paper (hours / GPU) (default: default)")
+    g.add_argument("--out", required=True, help="run directory (must not exist unless --resume)")
+    g.add_argument("--resume", action="store_true", help="continue OUT from its latest checkpoint (its stored config is used)")
+    g.add_argument("--expert", action="store_true", help="expert distillation: train only on each history's final episodes")
+    g.add_argument("--cache-dir", default=os.environ.get("HYPOSPACE_DATA", "data/transformer"),
+                   help="where recorded histories and packed stores are cached (default: data/transformer or $HYPOSPACE_DATA)")
+    g.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ... (default: cpu)")
+    g.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads per process (default: 1 — on this shared 2-core machine 1 thread per "
+                        "process is faster than 2 for these small matrices; use torchrun for 2 cores)")
+    g.add_argument("--workers", type=int, default=1, help="processes recording histories (default: 1)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_config_arguments(p.add_argument_group("training (override the preset)"), TrainConfig)
+    add_config_arguments(p.add_argument_group("model (override the preset)"), ModelConfig, prefix="model-")
+    add_config_arguments(p.add_argument_group("data (override the preset)"), DataSpec, prefix="data-")
+    return p
+
+
+def resolve(args: argparse.Namespace) -> dict[str, Any]:
+    """Preset + env facts + command-line overrides -> {"data", "model", "train", "eval"} dicts."""
+    from experiments.cli import UsageError, config_overrides
+    from learners.transformer.corpus import DataSpec
+    from learners.transformer.model import ModelConfig
+    from learners.transformer.presets import EXPERT_LAST_EPISODES, env_model_fields, preset
+    from learners.transformer.train import TrainConfig
+
+    cfg = preset(args.env, args.preset)
+    cfg["data"].update(config_overrides(args, DataSpec, prefix="data-"))
+    cfg["train"].update(config_overrides(args, TrainConfig))
+    if args.expert and not cfg["train"].get("last_episodes"):
+        cfg["train"]["last_episodes"] = EXPERT_LAST_EPISODES[args.env]
+        cfg["train"]["subsample"] = [1]
+    try:
+        data = DataSpec(**cfg["data"])
+        cfg["model"].update(env_model_fields(data.env_id, data.split))
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"data: {e}") from None
+    cfg["model"].update(config_overrides(args, ModelConfig, prefix="model-"))
+    try:
+        model = ModelConfig(**cfg["model"])
+        train = TrainConfig(**cfg["train"])
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    return {"env": args.env, "preset": args.preset, "expert": bool(args.expert), "data": data.to_dict(),
+            "model": model.to_dict(), "train": dataclasses.asdict(train), "eval": cfg.get("eval", {})}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from experiments.cli import UsageError, fail, write_json_atomic
+
+    if args.threads < 1:
+        fail(PROG, f"--threads must be >= 1, got {args.threads}")
+    out = Path(args.out)
+    try:
+        if args.resume:
+            cpath = out / "config.json"
+            if not cpath.exists():
+                raise UsageError(f"--resume: {cpath} not found (nothing to resume)")
+            try:
+                cfg = json.loads(cpath.read_text())["config"]
+            except (json.JSONDecodeError, KeyError) as e:
+                raise UsageError(f"--resume: {cpath} is corrupt ({e})") from None
+        else:
+            if out.exists() and any(out.iterdir()):
+                raise UsageError(f"--out {out} already exists (use --resume to continue it, or a new path)")
+            cfg = resolve(args)
+        if args.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
+    except UsageError as e:
+        fail(PROG, str(e))
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from experiments.runinfo import run_info
+    from learners.transformer.corpus import DataSpec, build_corpus
+    from learners.transformer.data import DataError
+    from learners.transformer.model import ModelConfig
+    from learners.transformer.train import CheckpointError, TrainConfig, init_distributed, train
+
+    dist = init_distributed(args.device)
+    device = args.device
+    if device.startswith("cuda") and dist.world > 1:
+        device = f"cuda:{dist.local_rank}"
+        torch.cuda.set_device(device)
+    data = DataSpec(**cfg["data"])
+    model_cfg = ModelConfig.from_dict(cfg["model"])
+    train_cfg = TrainConfig(**cfg["train"])
+    cache = Path(args.cache_dir)
+    try:
+        if dist.main:
+            store = build_corpus(data, cache, which="train", last_episodes=train_cfg.last_episodes or None,
+                                 workers=args.workers, progress=not args.no_progress)
+            val = build_corpus(data, cache, which="val", workers=args.workers) if data.val_tasks and data.val_seeds else None
+        if dist.world > 1:
+            import torch.distributed as tdist
+
+            tdist.barrier()
+            if not dist.main:
+                store = build_corpus(data, cache, which="train", last_episodes=train_cfg.last_episodes or None)
+                val = build_corpus(data, cache, which="val") if data.val_tasks and data.val_seeds else None
+        if dist.main:
+            out.mkdir(parents=True, exist_ok=True)
+            if not args.resume:
+                write_json_atomic(out / "config.json", run_info(seed=train_cfg.seed, config=cfg))
+            print(f"{PROG}: {store.n_histories} training histories ({len(store)} steps), model "
+                  f"{cfg['model']['n_layer']}x{cfg['model']['d_model']}, {train_cfg.steps} updates of "
+                  f"{train_cfg.batch_size} windows x {model_cfg.context} tokens, {dist.world} process(es), "
+                  f"{args.threads} thread(s) each, device {device}", file=sys.stderr)
+        res = train(model_cfg, train_cfg, store, out, val_store=val, resume=args.resume, device=device,
+                    data_info={**cfg["data"], "last_episodes": train_cfg.last_episodes},
+                    progress=not args.no_progress, dist=dist)
+    except (CheckpointError, DataError) as e:
+        fail(PROG, str(e))
+    finally:
+        if dist.world > 1:
+            import torch.distributed as tdist
+
+            if tdist.is_initialized():
+                tdist.destroy_process_group()
+    if dist.main:
+        last = res.log[-1] if res.log else {}
+        print(json.dumps({"run": str(out), "step": res.step, "loss": last.get("loss"), "kl_bits": last.get("kl_bits"),
+                          "val_kl_bits": last.get("val_kl_bits")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Presets: data, model and training settings per env family and scale.
+
+* ``smoke``   — under a minute on a CPU; what the tests train.
+* ``default`` — at most ~30 minutes on 2 CPU cores (one training run).
+* ``paper``   — hours on a CPU, or a GPU.
+
+Each preset is ``{"data": DataSpec fields, "model": ModelConfig fields, "train": TrainConfig
+fields, "eval": evaluation settings}``; the CLI fills the env-given model fields (actions,
+observation count, grid shape) and applies command-line overrides on top. The choices and the
+experiments behind them are documented in ``experiments/ad_eval.py`` and the closing report.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+ENVS = {
+    "bandit": "hypospace/Bandit-v0",
+    "darkroom": "hypospace/DarkRoom-v0",
+}
+
+_BANDIT_DATA = {"env_id": ENVS["bandit"], "split": {"n_arms": 5, "n_train": 4000, "n_test": 200},
+                "teachers": [{"name": "thompson"}], "seeds_per_task": 1, "episodes": 100,
+                "val_tasks": 50, "val_seeds": 1}
+_DARK_DATA = {"env_id": ENVS["darkroom"], "split": {"size": 9}, "teachers": [{"name": "q_learning"}]}
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "bandit": {
+        "smoke": {
+            "data": {**_BANDIT_DATA, "split": {"n_arms": 5, "n_train": 200, "n_test": 20}, "val_tasks": 10},
+            "model": {"obs_encoder": "table", "context": 100, "n_layer": 2, "n_head": 2, "d_model": 32,
+                      "dropout": 0.0, "attn_dropout": 0.0, "embd_dropout": 0.0},
+            "train": {"steps": 60, "batch_size": 16, "lr": 2e-3, "warmup_steps": 10, "log_every": 10,
+                      "eval_every": 30, "checkpoint_every": 30},
+            "eval": {"tasks": 20, "episodes": 100, "seeds": 1},
+        },
+        "default": {
+            "data": _BANDIT_DATA,
+            "model": {"obs_encoder": "table", "context": 100, "n_layer": 4, "n_head": 4, "d_model": 64,
+                      "dropout": 0.0, "attn_dropout": 0.0, "embd_dropout": 0.0},
+            "train": {"steps": 4000, "batch_size": 64, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 200,
+                      "log_every": 50, "eval_every": 500, "checkpoint_every": 500},
+            "eval": {"tasks": 200, "episodes": 100, "seeds": 1},
+        },
+        "paper": {
+            "data": {**_BANDIT_DATA, "split": {"n_arms": 5, "n_train": 20000, "n_test": 200}},
+            "model": {"obs_encoder": "table", "context": 100, "n_layer": 4, "n_head": 4, "d_model": 128,
+                      "dropout": 0.0, "attn_dropout": 0.0, "embd_dropout": 0.0},
+            "train": {"steps": 20000, "batch_size": 128, "lr": 6e-4, "min_lr": 6e-5, "warmup_steps": 500,
+                      "log_every": 100, "eval_every": 1000, "checkpoint_every": 1000},
+            "eval": {"tasks": 200, "episodes": 100, "seeds": 1},
+        },
+    },
+    "darkroom": {
+        "smoke": {
+            "data": {**_DARK_DATA, "seeds_per_task": 1, "episodes": 30, "max_train_tasks": 8, "val_tasks": 2},
+            "model": {"obs_encoder": "grid", "context": 80, "n_layer": 2, "n_head": 2, "d_model": 32,
+                      "dropout": 0.0, "attn_dropout": 0.0, "embd_dropout": 0.0},
+            "train": {"steps": 40, "batch_size": 16, "lr": 2e-3, "warmup_steps": 5, "log_every": 10,
+                      "eval_every": 20, "checkpoint_every": 20, "subsample": [1, 2]},
+            "eval": {"tasks": 2, "episodes": 10, "seeds": 1},
+        },
+        "default": {
+            "data": {**_DARK_DATA, "seeds_per_task": 16, "episodes": 200},
+            "model": {"obs_encoder": "grid", "context": 200, "n_layer": 4, "n_head": 4, "d_model": 64,
+                      "dropout": 0.1, "attn_dropout": 0.1, "embd_dropout": 0.1},
+            "train": {"steps": 6000, "batch_size": 32, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 200,
+                      "log_every": 50, "eval_every": 500, "checkpoint_every": 500, "subsample": [1, 2, 4, 8]},
+            "eval": {"tasks": 16, "episodes": 40, "seeds": 4},
+        },
+        "paper": {
+            "data": {**_DARK_DATA, "seeds_per_task": 64, "episodes": 400},
+            "model": {"obs_encoder": "grid", "context": 400, "n_layer": 4, "n_head": 4, "d_model": 128,
+                      "dropout": 0.1, "attn_dropout": 0.3, "embd_dropout": 0.2},
+            "train": {"steps": 50000, "batch_size": 64, "lr": 6e-4, "min_lr": 6e-5, "warmup_steps": 1000,
+                      "log_every": 100, "eval_every": 2000, "checkpoint_every": 2000, "subsample": [1, 2, 4, 8]},
+            "eval": {"tasks": 16, "episodes": 100, "seeds": 8},
+        },
+    },
+}
+
+#: Expert distillation: train only on each history's final N episodes (the teacher's final policy).
+EXPERT_LAST_EPISODES = {"bandit": 20, "darkroom": 20}
+
+
+def preset(env: str, name: str) -> dict[str, dict[str, Any]]:
+    """A deep copy of preset ``name`` for env family ``env``."""
+    if env not in PRESETS:
+        raise KeyError(f"unknown env family {env!r}; known: {', '.join(PRESETS)}")
+    if name not in PRESETS[env]:
+        raise KeyError(f"unknown preset {name!r} for {env}; known: {', '.join(PRESETS[env])}")
+    return copy.deepcopy(PRESETS[env][name])
+
+
+def env_model_fields(env_id: str, split: dict[str, Any]) -> dict[str, Any]:
+    """The model fields an env fixes: actions, observation count, grid shape."""
+    import envs
+    import gymnasium as gym
+    from envs.tasks import task_split
+
+    task = task_split(env_id, seed=0, **split).train[0]
+    e = envs.make(env_id, **task)
+    try:
+        out: dict[str, Any] = {"n_actions": int(e.action_space.n)}
+        if isinstance(e.observation_space, gym.spaces.Discrete):
+            out["obs_n"] = int(e.observation_space.n)
+            size = getattr(e.unwrapped, "size", None)
+            if size is not None and size * size == out["obs_n"]:
+                out["grid_shape"] = [int(size), int(size)]
+            else:
+                out["grid_shape"] = [1, out["obs_n"]]
+        return out
+    finally:
+        e.close()
+
+
+__all__ = ["PRESETS", "ENVS", "EXPERT_LAST_EPISODES", "preset", "env_model_fields"]
