@@ -65,6 +65,25 @@ def set_env_state(env: gym.Env, state: Any) -> None:
     env.get_wrapper_attr("set_state")(state)
 
 
+def partial_history(partial: Path, rows: int, final_obs_rows: int) -> LearningHistory:
+    """The first ``rows`` steps of an unfinished run in ``<out>.partial`` as a LearningHistory of
+    read-only memory maps (no manifest yet: shapes come from the checkpoint's row counts)."""
+    from learners.history import OPTIONAL, REQUIRED, SPARSE, _read_npy_header
+
+    cols: dict[str, np.ndarray] = {}
+    for c in REQUIRED + OPTIONAL + SPARSE:
+        p = Path(partial) / f"{c}.npy"
+        if not p.exists():
+            if c in OPTIONAL:
+                continue
+            raise FileNotFoundError(f"{p}: missing; cannot rebuild the teacher's state from the partial run")
+        dtype, shape, offset = _read_npy_header(p)
+        n = final_obs_rows if c in SPARSE else rows
+        cols[c] = (np.memmap(p, dtype=dtype, mode="r", offset=offset, shape=(n, *shape[1:])) if n
+                   else np.zeros((0, *shape[1:]), dtype))
+    return LearningHistory(**cols)
+
+
 class _Sink:
     """Collects rows in chunks; streams them to a HistoryWriter or keeps them in memory."""
 
@@ -191,7 +210,13 @@ class Recorder:
                 raise ValueError("resume needs out=DIR")
             ck = self.out.with_name(self.out.name + ".partial") / CHECKPOINT
             state = load_state(ck)
-            teacher.set_state(state["teacher"])
+            if state["recorder"].get("teacher_history_backed"):
+                # The teacher's checkpoint left out what the history already holds (a replay
+                # buffer of the recorded steps): rebuild it from the partial history's rows.
+                rs = state["recorder"]
+                teacher.set_state(state["teacher"], history=partial_history(ck.parent, rs["rows"], rs["final_obs_rows"]))
+            else:
+                teacher.set_state(state["teacher"])
         sink_writer_kwargs = None
         env = None
         try:
@@ -224,6 +249,9 @@ class Recorder:
                 else:
                     obs, _ = env.reset(seed=env_seed(self.seed, seg_i))
                     seg_t, seg_ep = 0, 0
+                    if hasattr(teacher, "begin_segment"):
+                        # A teacher may react to a task switch (e.g. DQN's transplant policy).
+                        teacher.begin_segment(seg_i)
                 if sink is None:
                     sink = _Sink(None)
                     if self.out is not None:
@@ -312,12 +340,24 @@ class Recorder:
         state = {
             "recorder": {"t": t, "episode": episode, "segment": seg_i, "segment_t": seg_t, "segment_episode": seg_ep,
                          "obs": obs if not isinstance(obs, np.integer) else int(obs),
-                         "rows": rows, "final_obs_rows": writer.final_obs_rows, "time": time.time()},
-            "teacher": self.teacher.get_state(),
+                         "rows": rows, "final_obs_rows": writer.final_obs_rows, "time": time.time(),
+                         "teacher_history_backed": self._history_backed()},
+            "teacher": self._teacher_state(),
             "env": get_env_state(env),
             "metadata": self.metadata(),
         }
         save_state(writer.partial / CHECKPOINT, state)
+
+    def _history_backed(self) -> bool:
+        """Teachers with ``state_from_history`` checkpoint without the rows the history holds
+        (a 10^6-frame replay buffer would be ~7 GB per checkpoint) and rebuild them on resume
+        from the partial history's memory maps (``set_state(state, history=...)``)."""
+        return bool(getattr(self.teacher, "state_from_history", False))
+
+    def _teacher_state(self) -> Any:
+        if self._history_backed():
+            return self.teacher.get_state(history_backed=True)
+        return self.teacher.get_state()
 
     def _total_steps(self) -> int | None:
         if all(s.steps is not None for s in self.segments):
