@@ -1,0 +1,376 @@
+"""Bandit teachers: ``bandit_eps_greedy``, ``ucb1`` and ``thompson`` (Beta-Bernoulli).
+
+The observation is ignored (``hypospace/Bandit-v0`` has ``Discrete(1)``, always 0) and every
+pull is one episode. Exact semantics (``notes/teacher_semantics.md``), A arms:
+
+* ``bandit_eps_greedy``: estimates ``Q`` (start ``init``) and counts ``N``;
+  ``probs = eps/A + (1-eps) [a in G]/|G|`` over the argmax set G (exact float equality);
+  update ``N[a] += 1; Q[a] += alpha_t (r - Q[a])`` with ``alpha_t = 1/N[a]`` or ``alpha``.
+* ``ucb1``: uniform over the arms never pulled while there are any; then uniform over the argmax
+  set of ``mean[a] + sqrt(c ln(t) / N[a])``, t = total pulls so far.
+* ``thompson``: posteriors ``Beta(prior_alpha + successes, prior_beta + failures)``; the action
+  distribution is the exact probability that each arm draws the largest posterior sample,
+  ``p_i = int f_i(x) prod_{j != i} F_j(x) dx``, by deterministic numerical integration
+  (``thompson_probs``). Drawing from it with one uniform is the same distribution as sampling
+  every posterior and taking the argmax.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from scipy import special
+
+from learners.protocols import Transition
+from learners.teachers.base import TeacherBase, opt, register_teacher
+from learners.teachers.tabular import _number
+
+STEP_SIZES = ("1/n", "constant")
+
+# ------------------------------------------------------------------------------------------
+# Exact Thompson-sampling probabilities
+# ------------------------------------------------------------------------------------------
+#: Tail mass cut off at each end of every posterior (each p_i is exact to ~A * TAIL).
+TAIL = 1e-12
+#: Panels per arm across its [TAIL, 1 - TAIL] quantile range, and Gauss-Legendre nodes per panel.
+PANELS_PER_ARM = 6
+GL_ORDER = 10
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(GL_ORDER)
+_GL_X = (_GL_X + 1.0) / 2.0  # nodes on [0, 1]
+_GL_W = _GL_W / 2.0
+#: Geometric refinement towards an endpoint where a posterior density is not smooth
+#: (a shape parameter that is not an integer, e.g. a Jeffreys prior): 2^-k, k = 1..GRADED.
+GRADED = 48
+_ONE_MINUS = 1.0 - 2.0 ** -50
+
+
+def _integration_matrix(nodes: np.ndarray) -> np.ndarray:
+    """``S[i, k] = int_0^{x_i} l_k(t) dt`` for the Lagrange basis ``l_k`` on ``nodes`` in [0, 1]:
+    ``S @ f(nodes)`` integrates the interpolant of ``f`` from 0 to every node. Built in the
+    Legendre basis (well conditioned at Gauss-Legendre nodes)."""
+    Leg = np.polynomial.legendre
+    t = 2.0 * nodes - 1.0
+    V = Leg.legvander(t, nodes.size - 1)                   # f(nodes) = V @ c
+    ints = np.stack([Leg.legval(t, Leg.legint(np.eye(nodes.size)[k], lbnd=-1.0))
+                     for k in range(nodes.size)], axis=1)  # int_{-1}^{t_i} P_k
+    return 0.5 * ints @ np.linalg.inv(V)                   # dt = 2 dx
+
+
+_GL_S = _integration_matrix(_GL_X)
+
+
+def thompson_probs(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """P(arm i's posterior sample is the largest) for independent ``Beta(alpha_i, beta_i)``.
+
+    ``p_i = int f_i(x) prod_{j != i} F_j(x) dx`` by composite Gauss-Legendre quadrature
+    (``GL_ORDER`` nodes per panel) on one partition of [0, 1] shared by all arms:
+
+    * Every posterior's range ``[q(TAIL), q(1 - TAIL)]`` is cut into ``PANELS_PER_ARM`` equal
+      panels, and the partition is the union of all arms' panel edges, so it is fine wherever
+      any density or cdf changes fast (a wide posterior overlapping a sharp one is integrated
+      at the sharp one's scale). Where a shape parameter is not an integer (or < 1) the density
+      is not smooth at 0 or 1 and the panels are refined geometrically towards that end.
+    * Below ``L = max_j q_j(TAIL)`` every integrand is ``<= TAIL`` (some cdf, or the arm's own
+      density, is negligible there), so the domain is ``[L, max_j q_j(1 - TAIL)]``; an arm whose
+      upper quantile is below L gets probability 0 (it is < TAIL).
+    * Outside its range an arm's cdf is exactly 0 / 1 (within TAIL). Inside, it is
+      ``F_j(start of range)`` (one ``betainc``) plus the running integral of ``f_j`` over the
+      same nodes (spectral integration within a panel, cumulative sums across panels), which
+      is as accurate as the quadrature itself and far cheaper than ``betainc`` at every node.
+
+    Absolute error: ~1e-11 typically and < 1e-8 on every case tried (2-64 arms, up to 20,000
+    pulls, sharp posteriors inside wide ones, Jeffreys priors); tests check 1e-6 against
+    adaptive quadrature, a closed form and Monte Carlo. The result is renormalised to sum to 1.
+    Deterministic, and equal posteriors get bit-identical probabilities. Cost: ~0.3 ms for 10
+    arms, ~1 ms for 64 arms on this machine.
+    """
+    a = np.asarray(alpha, dtype=np.float64)
+    b = np.asarray(beta, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape or a.size == 0:
+        raise ValueError(f"thompson_probs: alpha and beta must be equal-length 1-d arrays, got {a.shape} {b.shape}")
+    if not (np.all(a > 0) and np.all(b > 0) and np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("thompson_probs: Beta parameters must be finite and > 0")
+    n = a.size
+    if n == 1:
+        return np.ones(1)
+    # Identical posteriors share everything: work with the distinct ones and their multiplicity.
+    ab = np.stack([a, b], axis=1)
+    uniq, inverse, mult = np.unique(ab, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    ua, ub = uniq[:, 0], uniq[:, 1]
+    lo = special.betaincinv(ua, ub, TAIL)
+    # Quantiles within 1e-16 of 1 are not representable; cut there (only a shape parameter
+    # < 1 puts more than TAIL of mass so close to 1, and then at most ~1e-8).
+    hi = np.minimum(special.betainccinv(ua, ub, TAIL), _ONE_MINUS)
+    L = lo.max()
+    keep = hi > L  # the others are the largest with probability < TAIL
+    pu = np.zeros(ua.size)
+    if keep.sum() == 1:
+        pu[keep] = 1.0 / mult[keep]
+        out = pu[inverse]
+        return out / out.sum()
+    ua, ub, lo, hi, m_ = ua[keep], ub[keep], np.maximum(lo[keep], L), hi[keep], mult[keep]
+    H = hi.max()
+    # The shared partition of [L, H].
+    steps = np.linspace(0.0, 1.0, PANELS_PER_ARM + 1)
+    pieces = [(lo[:, None] + (hi - lo)[:, None] * steps[None, :]).ravel()]
+    graded = 2.0 ** -np.arange(1, GRADED + 1)
+    rough0 = (ua != np.round(ua)) | (ua < 1)  # density ~ x^(a-1): not smooth at 0
+    rough1 = (ub != np.round(ub)) | (ub < 1)
+    if rough0.any():
+        pieces.append((hi[rough0, None] * graded[None, :]).ravel())
+    if rough1.any():
+        pieces.append((1.0 - (1.0 - lo[rough1, None]) * graded[None, :]).ravel())
+    edges = np.unique(np.clip(np.concatenate(pieces), L, H))
+    width = np.diff(edges)                                          # [P]
+    x = edges[:-1, None] + width[:, None] * _GL_X[None, :]          # [P, m]
+    # Densities of the distinct posteriors at every node, zero outside each one's range.
+    logf = ((ua - 1.0)[:, None, None] * np.log(x)[None] + (ub - 1.0)[:, None, None] * np.log1p(-x)[None]
+            - special.betaln(ua, ub)[:, None, None])                # [k, P, m]
+    mid = edges[:-1] + 0.5 * width
+    inside = (mid[None, :] > lo[:, None]) & (mid[None, :] < hi[:, None])   # [k, P]; panels never straddle
+    f = np.exp(logf) * inside[:, :, None]
+    # cdfs: F(range start) + cumulative integral of f; exactly 1 above the range.
+    fw = f * width[None, :, None]
+    panel = fw @ _GL_W                                               # [k, P]
+    before = np.cumsum(panel, axis=1) - panel                        # integral over earlier panels
+    start = special.betainc(ua, ub, lo)
+    F = (start[:, None] + before)[:, :, None] + fw @ _GL_S.T         # [k, P, m]
+    F = np.where(inside[:, :, None], F, (mid[None, :] >= hi[:, None])[:, :, None].astype(np.float64))
+    F = F.reshape(F.shape[0], -1)
+    f = f.reshape(F.shape)
+    # prod_{j != i} F_j over arms = F_i^(m_i - 1) * prod_{v != u(i)} F_v^(m_v) over distinct
+    # posteriors, by exclusive prefix/suffix products (no division, so F = 0 is harmless).
+    powered = F if (m_ == 1).all() else F ** m_[:, None]
+    ones = np.ones((1, F.shape[1]))
+    pre = np.cumprod(np.vstack([ones, powered[:-1]]), axis=0)                # rows < u
+    suf = np.cumprod(np.vstack([ones, powered[:0:-1]]), axis=0)[::-1]        # rows > u
+    excl = pre * suf
+    dup = m_ > 1
+    if dup.any():
+        excl[dup] *= F[dup] ** (m_[dup, None] - 1)
+    w = (width[:, None] * _GL_W[None, :]).ravel()
+    pu[keep] = (f * excl) @ w
+    out = pu[inverse]
+    return out / out.sum()
+
+
+# ------------------------------------------------------------------------------------------
+# Teachers
+# ------------------------------------------------------------------------------------------
+class BanditTeacher(TeacherBase):
+    """Shared plumbing: the observation is ignored, every pull is one episode."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: Any, seed: int | None):
+        super().__init__(observation_space, action_space, config, seed)
+        if not (isinstance(observation_space, gym.spaces.Discrete) and int(observation_space.n) == 1):
+            raise TypeError(f"{self.name}: a bandit teacher needs the bandit's Discrete(1) observation space, "
+                            f"got {observation_space}")
+        if not isinstance(config, self.Config):
+            raise TypeError(f"{self.name}: config must be a {self.Config.__name__}, got {type(config).__name__}")
+
+    def _arm(self, transition: Transition) -> tuple[int, float]:
+        a = int(transition.action)
+        if not 0 <= a < self.n_actions:
+            raise ValueError(f"{self.name}: action {transition.action!r} is outside {self.action_space}")
+        r = float(transition.reward)
+        if not math.isfinite(r):
+            raise ValueError(f"{self.name}: reward must be finite, got {transition.reward!r}")
+        return a, r
+
+    def _check_weights(self, weights: dict[str, np.ndarray], names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        missing = [k for k in names if k not in weights]
+        if missing:
+            raise ValueError(f"{self.name}: weights lack {missing}")
+        out = {k: np.asarray(weights[k]) for k in names}
+        for k, v in out.items():
+            if v.shape != (self.n_actions,):
+                raise ValueError(f"{self.name}: weights {k} has shape {v.shape}, expected ({self.n_actions},)")
+        return out
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to resume bit-identically: numpy arrays and JSON-able values."""
+        return {"teacher": self.name, "weights": self.weights(), "rng": self.rng_state()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        if state.get("teacher") != self.name:
+            raise ValueError(f"{self.name}: state is for teacher {state.get('teacher')!r}")
+        self.load_weights(state["weights"])
+        self.set_rng_state(state["rng"])
+
+
+def _uniform_over(mask: np.ndarray) -> np.ndarray:
+    return mask / float(np.count_nonzero(mask))
+
+
+@dataclass
+class EpsGreedyBanditConfig:
+    """Hyper-parameters of the epsilon-greedy bandit teacher."""
+
+    epsilon: float = opt(0.1, "probability of a uniformly random arm, in [0, 1]")
+    init: float = opt(0.0, "initial estimate of every arm's mean (> 0 is optimistic)")
+    step_size: str = opt("1/n", "'1/n' (sample average) or 'constant' (alpha)", choices=STEP_SIZES)
+    alpha: float = opt(0.1, "step size in (0, 1] when step_size is 'constant'")
+
+    def __post_init__(self) -> None:
+        self.epsilon = _number("epsilon", self.epsilon)
+        self.init = _number("init", self.init)
+        self.alpha = _number("alpha", self.alpha)
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}")
+        if self.step_size not in STEP_SIZES:
+            raise ValueError(f"step_size must be one of {STEP_SIZES}, got {self.step_size!r}")
+        if not 0.0 < self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
+
+
+@register_teacher("bandit_eps_greedy", "epsilon-greedy on sample-average (or constant step) arm estimates",
+                  ("bandit",))
+class EpsGreedyBandit(BanditTeacher):
+    Config: ClassVar[type] = EpsGreedyBanditConfig
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: EpsGreedyBanditConfig,
+                 seed: int | None):
+        super().__init__(observation_space, action_space, config, seed)
+        self.Q = np.full(self.n_actions, config.init, dtype=np.float64)
+        self.N = np.zeros(self.n_actions, dtype=np.int64)
+
+    def action_probs(self, obs: Any) -> np.ndarray:
+        eps = self.cfg.epsilon
+        return eps / self.n_actions + (1.0 - eps) * _uniform_over(self.Q == self.Q.max())
+
+    def values(self, obs: Any) -> np.ndarray:
+        return self.Q.copy()
+
+    def observe(self, transition: Transition, *, intervention: bool = True) -> None:
+        a, r = self._arm(transition)
+        self.N[a] += 1
+        step = 1.0 / self.N[a] if self.cfg.step_size == "1/n" else self.cfg.alpha
+        self.Q[a] += step * (r - self.Q[a])
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {"Q": self.Q.copy(), "N": self.N.copy()}
+
+    def load_weights(self, weights: dict[str, np.ndarray]) -> None:
+        w = self._check_weights(weights, ("Q", "N"))
+        self.Q = w["Q"].astype(np.float64)
+        self.N = w["N"].astype(np.int64)
+
+
+@dataclass
+class UCB1Config:
+    """Hyper-parameters of UCB1."""
+
+    c: float = opt(2.0, "exploration constant: index = mean + sqrt(c ln(t) / N), c >= 0 (2 is Auer et al.'s UCB1)")
+
+    def __post_init__(self) -> None:
+        self.c = _number("c", self.c)
+        if not self.c >= 0.0:
+            raise ValueError(f"c must be >= 0, got {self.c}")
+
+
+@register_teacher("ucb1", "UCB1: every arm once, then argmax of mean + sqrt(c ln t / N)", ("bandit",))
+class UCB1(BanditTeacher):
+    Config: ClassVar[type] = UCB1Config
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: UCB1Config,
+                 seed: int | None):
+        super().__init__(observation_space, action_space, config, seed)
+        self.N = np.zeros(self.n_actions, dtype=np.int64)
+        self.sum = np.zeros(self.n_actions, dtype=np.float64)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return np.divide(self.sum, self.N, out=np.zeros(self.n_actions), where=self.N > 0)
+
+    def action_probs(self, obs: Any) -> np.ndarray:
+        unpulled = self.N == 0
+        if unpulled.any():
+            return _uniform_over(unpulled)
+        t = float(self.N.sum())
+        index = self.sum / self.N + np.sqrt(self.cfg.c * math.log(t) / self.N)
+        return _uniform_over(index == index.max())
+
+    def values(self, obs: Any) -> np.ndarray:
+        """The arms' mean rewards (finite; the index of an unpulled arm is +inf)."""
+        return self.mean
+
+    def observe(self, transition: Transition, *, intervention: bool = True) -> None:
+        a, r = self._arm(transition)
+        self.N[a] += 1
+        self.sum[a] += r
+
+    def weights(self) -> dict[str, np.ndarray]:
+        # ``mean`` (not the running sum) is the documented weight; the sum is mean * N exactly
+        # only up to rounding, so the sum is kept too for a bit-identical resume.
+        return {"mean": self.mean, "N": self.N.copy(), "sum": self.sum.copy()}
+
+    def load_weights(self, weights: dict[str, np.ndarray]) -> None:
+        has_sum = "sum" in weights
+        w = self._check_weights(weights, ("mean", "N", "sum") if has_sum else ("mean", "N"))
+        self.N = w["N"].astype(np.int64)
+        self.sum = w["sum"].astype(np.float64) if has_sum else w["mean"].astype(np.float64) * self.N
+
+
+@dataclass
+class ThompsonConfig:
+    """Beta prior of Thompson sampling on Bernoulli arms."""
+
+    prior_alpha: float = opt(1.0, "Beta prior alpha (pseudo-successes) > 0")
+    prior_beta: float = opt(1.0, "Beta prior beta (pseudo-failures) > 0")
+
+    def __post_init__(self) -> None:
+        self.prior_alpha = _number("prior_alpha", self.prior_alpha)
+        self.prior_beta = _number("prior_beta", self.prior_beta)
+        if not self.prior_alpha > 0.0:
+            raise ValueError(f"prior_alpha must be > 0, got {self.prior_alpha}")
+        if not self.prior_beta > 0.0:
+            raise ValueError(f"prior_beta must be > 0, got {self.prior_beta}")
+
+
+@register_teacher("thompson", "Thompson sampling, Beta-Bernoulli; exact action probabilities by quadrature",
+                  ("bandit",))
+class Thompson(BanditTeacher):
+    Config: ClassVar[type] = ThompsonConfig
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: ThompsonConfig,
+                 seed: int | None):
+        super().__init__(observation_space, action_space, config, seed)
+        self.alpha = np.full(self.n_actions, config.prior_alpha, dtype=np.float64)
+        self.beta = np.full(self.n_actions, config.prior_beta, dtype=np.float64)
+        self._cache: np.ndarray | None = None  # probs of the current posterior (act and the recorder both ask)
+
+    def action_probs(self, obs: Any) -> np.ndarray:
+        if self._cache is None:
+            self._cache = thompson_probs(self.alpha, self.beta)
+        return self._cache.copy()
+
+    def values(self, obs: Any) -> np.ndarray:
+        """Posterior mean of each arm."""
+        return self.alpha / (self.alpha + self.beta)
+
+    def observe(self, transition: Transition, *, intervention: bool = True) -> None:
+        a, r = self._arm(transition)
+        if r not in (0.0, 1.0):
+            raise ValueError(f"{self.name}: Beta-Bernoulli Thompson sampling needs rewards 0 or 1, got {r}")
+        self.alpha[a] += r
+        self.beta[a] += 1.0 - r
+        self._cache = None
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {"alpha": self.alpha.copy(), "beta": self.beta.copy()}
+
+    def load_weights(self, weights: dict[str, np.ndarray]) -> None:
+        w = self._check_weights(weights, ("alpha", "beta"))
+        al, be = w["alpha"].astype(np.float64), w["beta"].astype(np.float64)
+        if not (np.all(al > 0) and np.all(be > 0)):
+            raise ValueError(f"{self.name}: posterior parameters must be > 0")
+        self.alpha, self.beta = al, be
+        self._cache = None
+
+
+__all__ = ["thompson_probs", "BanditTeacher", "EpsGreedyBandit", "UCB1", "Thompson",
+           "EpsGreedyBanditConfig", "UCB1Config", "ThompsonConfig"]
