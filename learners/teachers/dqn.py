@@ -427,8 +427,9 @@ class DQN(TeacherBase):
                          "last_td_loss": self.last_td_loss, "last_q": self.last_q},
             "q": {k: v.detach().clone() for k, v in self.q.state_dict().items()},
             "target": {k: v.detach().clone() for k, v in self.target.state_dict().items()},
-            "optimizer": {"state": {str(k): dict(v) for k, v in opt_sd["state"].items()},
-                          "param_groups": opt_sd["param_groups"]},
+            "optimizer": {"state": {str(k): {n: (x.detach().clone() if torch.is_tensor(x) else x) for n, x in v.items()}
+                                    for k, v in opt_sd["state"].items()},
+                          "param_groups": [dict(g) for g in opt_sd["param_groups"]]},
             "rng": self.rng_state(),
             "replay_rng": self.replay_rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
@@ -480,9 +481,10 @@ class DQNLog:
             keep = [rows[0]] + [r for r in rows[1:] if len(r) == 4 and int(r[0]) <= resume_step] if rows else []
             with open(self.path, "w", newline="") as f:
                 csv.writer(f).writerows(keep)
-            self._f = open(self.path, "a", newline="")
+            self._f = open(self.path, "a", newline="", buffering=1)
         else:
-            self._f = open(self.path, "w", newline="")
+            # Line-buffered: every row before a checkpoint is on disk if the run is killed.
+            self._f = open(self.path, "w", newline="", buffering=1)
             self._f.write("step,name,value,wall_time\n")
         self._w = csv.writer(self._f)
         self._tb = None
@@ -505,7 +507,6 @@ class DQNLog:
         self.scalar(step, "charts/episodic_return", ret)
         self.scalar(step, "charts/episodic_length", length)
         self.scalar(step, "charts/epsilon", epsilon)
-        self._f.flush()
 
     def losses(self, step: int, td_loss: float, q: float, epsilon: float) -> None:
         self.scalar(step, "losses/td_loss", td_loss)
