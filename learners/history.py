@@ -18,7 +18,7 @@ column             dtype           meaning
 
 Because ``obs[t+1]`` after an episode end is the *reset* observation, the observation that
 ended each episode is stored sparsely: ``final_obs_step[e]`` (a step t with terminated or
-truncated set) and ``final_obs[e]``. ``next_obs(t)`` gives the successor of any step. Learners
+truncated set — or the history's last step, whose successor has no row) and ``final_obs[e]``. ``next_obs(t)`` gives the successor of any step. Learners
 that bootstrap at time-limit truncation need it; Atari frames are never stored twice.
 
 Weight snapshots: ``weights_at(step)`` is the teacher's state *before acting at* ``step`` (after
@@ -292,13 +292,12 @@ class LearningHistory:
 
     def next_obs(self, t: int) -> Any:
         """The observation that followed step ``t`` (the episode's last one if ``t`` ended it)."""
-        if not (self.terminated[t] or self.truncated[t]):
-            if t + 1 >= len(self):
-                raise IndexError(f"step {t} is the last recorded step and did not end an episode")
+        if not (self.terminated[t] or self.truncated[t]) and t + 1 < len(self):
             return self.obs[t + 1]
         i = int(np.searchsorted(self.final_obs_step, t))
         if i >= len(self.final_obs_step) or self.final_obs_step[i] != t:
-            raise KeyError(f"step {t} ended an episode but its final observation was not recorded")
+            what = "ended an episode" if (self.terminated[t] or self.truncated[t]) else "is the last recorded step"
+            raise KeyError(f"step {t} {what} but the observation after it was not recorded")
         return self.final_obs[i]
 
     def episode_returns(self) -> np.ndarray:
@@ -332,6 +331,14 @@ class LearningHistory:
         if not 0 <= n_steps <= len(self):
             raise ValueError(f"cannot truncate a {len(self)}-step history to {n_steps} steps")
         keep = np.asarray(self.final_obs_step) < n_steps
+        fsteps = np.asarray(self.final_obs_step)[keep]
+        fobs = None if self.final_obs is None else np.asarray(self.final_obs)[keep]
+        if 0 < n_steps < len(self) and not (self.terminated[n_steps - 1] or self.truncated[n_steps - 1]):
+            # Keep the successor of the new last step, so a learner conditioned on the truncated
+            # history can still apply that step's update.
+            fsteps = np.r_[fsteps, n_steps - 1].astype(np.int64)
+            nxt = np.asarray(self.obs[n_steps])[None]
+            fobs = nxt if fobs is None else np.concatenate([fobs, nxt.astype(fobs.dtype)])
         h = LearningHistory(
             obs=self.obs[:n_steps],
             action=self.action[:n_steps],
@@ -342,8 +349,8 @@ class LearningHistory:
             teacher_probs=self.teacher_probs[:n_steps],
             segment=self.segment[:n_steps],
             teacher_values=None if self.teacher_values is None else self.teacher_values[:n_steps],
-            final_obs_step=np.asarray(self.final_obs_step)[keep],
-            final_obs=None if self.final_obs is None else np.asarray(self.final_obs)[keep],
+            final_obs_step=fsteps,
+            final_obs=fobs,
             metadata={**self.metadata, "truncated_from": len(self)},
             path=self.path,
         )
@@ -413,8 +420,10 @@ class LearningHistory:
         if fs.dtype != np.int64 or fs.ndim != 1:
             raise HistoryError("final_obs_step: expected a 1-d int64 array")
         if len(fs):
-            if np.any(np.diff(fs) <= 0) or fs[0] < 0 or fs[-1] >= T or not np.all(done[fs]):
-                raise HistoryError("final_obs_step: steps must be increasing and each must end an episode")
+            ends = done.copy()
+            ends[-1] = True  # the successor of the last step may be stored whether or not it ended an episode
+            if np.any(np.diff(fs) <= 0) or fs[0] < 0 or fs[-1] >= T or not np.all(ends[fs]):
+                raise HistoryError("final_obs_step: steps must be increasing and each must end an episode (or be the last step)")
             fo = self.final_obs
             if fo is None or fo.shape[0] != len(fs) or fo.shape[1:] != self.obs.shape[1:] or fo.dtype != self.obs.dtype:
                 raise HistoryError(f"final_obs: expected {len(fs)} observations like 'obs' ({self.obs.dtype}{list(self.obs.shape[1:])})")

@@ -236,6 +236,7 @@ class Recorder:
             sink = None
             last_ck = t
             stopped = 0
+            last_done = True
             while seg_i < len(self.segments):
                 seg = self.segments[seg_i]
                 env = self.env_factory(seg.env_id, **seg.env_kwargs)
@@ -279,11 +280,18 @@ class Recorder:
                         probs, values = teacher.action_probs(obs), teacher.values(obs)
                     action = sample_action(probs, teacher.rng)
                     next_obs, reward, terminated, truncated, _ = env.step(action)
+                    if (not (terminated or truncated) and seg.steps is not None and seg_t + 1 >= seg.steps
+                            and seg_i + 1 < len(self.segments)):
+                        # The run moves to the next task mid-episode: the cut is a time limit, so
+                        # the step is marked truncated (learners bootstrap from its final obs and
+                        # nothing pending leaks into the next task).
+                        truncated = True
                     sink.add(self.obs_transform(obs), action, float(reward), bool(terminated), bool(truncated),
                              episode, probs, seg_i, values)
                     teacher.observe(Transition(obs, action, float(reward), next_obs, bool(terminated), bool(truncated)), intervention=True)
                     t += 1
                     seg_t += 1
+                    last_done = bool(terminated or truncated)
                     if terminated or truncated:
                         sink.add_final(t - 1, self.obs_transform(next_obs))
                         episode += 1
@@ -309,6 +317,8 @@ class Recorder:
                 state = None
             if pbar is not None:
                 pbar.close()
+            if t > 0 and not last_done:
+                sink.add_final(t - 1, self.obs_transform(obs))  # successor of the last step
             sink.add_snapshot(t, teacher.weights())
             sink.flush_rows()
             if writer is not None:

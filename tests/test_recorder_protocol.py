@@ -77,6 +77,15 @@ def test_teacher_replayed_teacher_forced_reproduces_teacher_probs(name, opts):
     assert r.kl_bits.max() < 1e-9
 
 
+@pytest.mark.parametrize("cut", [300, 613])  # at an episode end, and mid-episode
+def test_teacher_conditioned_on_truncated_history_has_the_snapshot_weights(cut):
+    h = record(teacher_for("q_learning"), DR, episodes=40, seed=2, env_kwargs={"goal": [5, 1]}, snapshot_every=1)
+    clone = teacher_for("q_learning", seed=9)
+    teacher_forced(clone, h.truncate(cut))
+    for k, v in h.weights_at(cut).items():
+        np.testing.assert_array_equal(clone.weights()[k], v)
+
+
 def test_segments_switch_task_and_are_marked():
     t = teacher_for("q_learning")
     segs = [Segment(DR, {"goal": [0, 0]}, episodes=10), Segment(DR, {"goal": [8, 8]}, episodes=5)]
@@ -84,6 +93,15 @@ def test_segments_switch_task_and_are_marked():
     np.testing.assert_array_equal(h.segment, np.r_[np.zeros(200), np.ones(100)].astype(int))
     assert [s["env_kwargs"]["goal"] for s in h.metadata["segments"]] == [[0, 0], [8, 8]]
     np.testing.assert_array_equal(h.reward[200:], (h.obs[200:] == 80).astype(float))
+
+
+def test_segment_cut_mid_episode_is_a_truncation():
+    segs = [Segment(DR, {"goal": [0, 0]}, steps=30), Segment(DR, {"goal": [8, 8]}, steps=25)]
+    h = record(teacher_for("sarsa"), segs, seed=0)
+    assert h.truncated[29] and h.episode[30] == h.episode[29] + 1 and h.segment[30] == 1
+    assert 29 in h.final_obs_step and 54 in h.final_obs_step  # successors of the cut and of the last step
+    r = teacher_forced(teacher_for("sarsa", seed=7), h)
+    np.testing.assert_allclose(r.probs, h.teacher_probs, atol=1e-12)
 
 
 def test_bandit_recording_every_step_an_episode():
