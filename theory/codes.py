@@ -24,6 +24,12 @@ Rationals (what the program grammar uses for its real-valued parameters):
 * ``positive_rational`` -- p/q > 0 in lowest terms: gamma(q), then gamma of the rank of p among the
   positive integers coprime to q. 1 costs 2 bits, 2 and 1/2 4 bits.
 * ``signed_rational`` -- '0' for zero, else '1', a sign bit and a positive rational.
+
+Scales (temperatures, bonus sizes), whose natural prior is log-uniform:
+
+* ``signed_integer`` -- '0' for 0, else '1', a sign bit and gamma(|k|) (1, 3, 3, 5, 5, 5, 5 ... bits);
+* ``power_of_two`` -- 2^k with k coded as a signed integer: 1 costs 1 bit, 2 and 1/2 3 bits,
+  4, 8, 1/4, 1/8 5 bits.
 """
 from __future__ import annotations
 
@@ -256,6 +262,53 @@ def signed_rational_decode(bits: str, pos: int = 0) -> tuple[Fraction, int]:
     return (-v if neg else v), pos
 
 
+def signed_integer_bits(k: int) -> int:
+    if isinstance(k, bool) or int(k) != k:
+        raise CodeError(f"signed_integer codes integers, got {k!r}")
+    return 1 if k == 0 else 2 + elias_gamma_bits(abs(int(k)))
+
+
+def signed_integer_encode(k: int) -> str:
+    signed_integer_bits(k)
+    return "0" if k == 0 else "1" + ("1" if k < 0 else "0") + elias_gamma_encode(abs(int(k)))
+
+
+def signed_integer_decode(bits: str, pos: int = 0) -> tuple[int, int]:
+    if pos >= len(bits):
+        raise CodeError(f"truncated signed integer at bit {pos}")
+    if bits[pos] == "0":
+        return 0, pos + 1
+    if pos + 1 >= len(bits):
+        raise CodeError(f"truncated signed integer at bit {pos}")
+    neg = bits[pos + 1] == "1"
+    v, pos = elias_gamma_decode(bits, pos + 2)
+    return (-v if neg else v), pos
+
+
+def log2_exact(x) -> int:
+    """k such that x == 2^k exactly, or CodeError."""
+    x = _as_fraction(x)
+    if x <= 0:
+        raise CodeError(f"{x} is not a power of two")
+    p, q = x.numerator, x.denominator
+    if p & (p - 1) or q & (q - 1):
+        raise CodeError(f"{x} is not a power of two")
+    return p.bit_length() - q.bit_length()
+
+
+def power_of_two_bits(x) -> int:
+    return signed_integer_bits(log2_exact(x))
+
+
+def power_of_two_encode(x) -> str:
+    return signed_integer_encode(log2_exact(x))
+
+
+def power_of_two_decode(bits: str, pos: int = 0) -> tuple[Fraction, int]:
+    k, pos = signed_integer_decode(bits, pos)
+    return (Fraction(2) ** k), pos
+
+
 # ---------------------------------------------------------------------------------------------
 # Enumerating code words by length
 # ---------------------------------------------------------------------------------------------
@@ -297,6 +350,17 @@ def signed_rationals(max_bits: int) -> list[tuple[Fraction, int]]:
     return sorted(out, key=lambda t: (t[1], t[0].denominator, abs(t[0]), t[0] < 0))
 
 
+def powers_of_two(max_bits: int) -> list[tuple[Fraction, int]]:
+    """Every 2^k whose code is at most ``max_bits`` long, shortest first."""
+    out = [(Fraction(1), 1)] if max_bits >= 1 else []
+    k = 1
+    while 2 + elias_gamma_bits(k) <= max_bits:
+        b = 2 + elias_gamma_bits(k)
+        out += [(Fraction(2) ** k, b), (Fraction(1, 2 ** k), b)]
+        k += 1
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Kraft
 # ---------------------------------------------------------------------------------------------
@@ -322,6 +386,8 @@ __all__ = [
     "unit_rational_bits", "unit_rational_encode", "unit_rational_decode",
     "positive_rational_bits", "positive_rational_encode", "positive_rational_decode",
     "signed_rational_bits", "signed_rational_encode", "signed_rational_decode",
-    "unit_rationals", "positive_rationals", "signed_rationals",
+    "signed_integer_bits", "signed_integer_encode", "signed_integer_decode", "log2_exact",
+    "power_of_two_bits", "power_of_two_encode", "power_of_two_decode",
+    "unit_rationals", "positive_rationals", "signed_rationals", "powers_of_two",
     "kraft_sum", "is_prefix_free",
 ]

@@ -1,0 +1,1 @@
+"""The idealized imitator: a bounded Solomonoff-style mixture over agent programs."""
