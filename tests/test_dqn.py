@@ -205,3 +205,20 @@ def test_transplant_policies():
         t.observe(Transition(obs, a, r, nxt, term, trunc))
         obs = env.reset()[0] if term or trunc else nxt
     assert t.n_updates == updates and eps_before < 1.0
+
+
+def test_snapshots_reproduce_recorded_probs(tmp_path):
+    """A weight snapshot at step s (before acting at s) rebuilds a teacher whose action_probs at
+    the recorded observation equal the recorded teacher_probs and teacher_values (epsilon included)."""
+    from experiments.protocol import FrozenTeacher, teacher_from_history
+    from learners.recorder import record
+
+    env, t = darkroom_teacher(seed=2, total_steps=400)
+    h = record(t, "hypospace/DarkRoom-v0", env_kwargs={"size": 9, "goal": [2, 7]}, steps=400, seed=0,
+               snapshot_every=100, out=tmp_path / "h")
+    assert h.snapshot_steps == [0, 100, 200, 300, 400]
+    for s in (100, 300):
+        frozen = FrozenTeacher(teacher_from_history(h, step=s))
+        np.testing.assert_array_equal(frozen.action_probs(int(h.obs[s])), h.teacher_probs[s])
+        np.testing.assert_array_equal(frozen.teacher.values(int(h.obs[s])), h.teacher_values[s])
+    assert 0 < h.teacher_probs[300].min() < h.teacher_probs[100].min()  # epsilon decayed in between

@@ -68,10 +68,14 @@ class DQNConfig:
     preset: str = opt("default", "run-length settings: smoke (2k steps, tests), default (200k steps), "
                       "paper (10^6 steps, CleanRL buffer 10^6 / warm-up 80k); the four fields below "
                       "override it", choices=tuple(PRESETS))
-    total_steps: int | None = opt(None, "steps the epsilon schedule is planned for (set it to the run length)")
-    buffer_size: int | None = opt(None, "replay capacity in transitions (frames stored once)")
-    learning_starts: int | None = opt(None, "steps of pure collection before the first update")
-    target_update_every: int | None = opt(None, "steps between target-network copies")
+    total_steps: int | None = opt(None, "steps the epsilon schedule is planned for (set it to the run length); "
+                                  "unset = the preset's: smoke 2000, default 200000, paper 1000000")
+    buffer_size: int | None = opt(None, "replay capacity in transitions (frames stored once); "
+                                  "unset = the preset's: smoke 2000, default 200000, paper 1000000")
+    learning_starts: int | None = opt(None, "steps of pure collection before the first update; "
+                                      "unset = the preset's: smoke 500, default 10000, paper 80000")
+    target_update_every: int | None = opt(None, "steps between target-network copies; "
+                                          "unset = the preset's: smoke 200, default 1000, paper 1000")
     train_every: int = opt(4, "steps between gradient updates")
     batch_size: int = opt(32, "transitions per update")
     lr: float = opt(1e-4, "Adam learning rate")
@@ -127,6 +131,13 @@ class DQNConfig:
         self.clip_rewards = bool(self.clip_rewards)
 
 
+def _torch() -> Any:
+    """torch, imported on first use (the registry and every ``--help`` stay light)."""
+    import torch
+
+    return torch
+
+
 def _obs_kind(space: gym.Space) -> tuple[str, tuple[int, ...], Any, int]:
     """(kind, frame shape, frame dtype, stack) of an observation space."""
     if isinstance(space, gym.spaces.Discrete):
@@ -178,9 +189,7 @@ class DQN(TeacherBase):
         super().__init__(observation_space, action_space, config, seed)
         if not isinstance(config, DQNConfig):
             raise TypeError(f"dqn: config must be a DQNConfig, got {type(config).__name__}")
-        import torch
-
-        self._torch = torch
+        torch = _torch()
         cfg = config
         torch.set_num_threads(cfg.threads)  # process-wide: a deliberate choice (see DQNConfig.threads)
         try:
@@ -227,8 +236,19 @@ class DQN(TeacherBase):
         self.last_q = float("nan")
         self.logger: Any = None  # optional: DQNLog (not part of the state)
 
+    def __deepcopy__(self, memo: dict) -> "DQN":
+        """A full copy (networks, optimizer, replay, RNGs) without the attached logger."""
+        import copy
+
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            # q and target come before the optimizer, so its copy points at the copied parameters.
+            setattr(new, k, None if k == "logger" else copy.deepcopy(v, memo))
+        return new
+
     def _new_optimizer(self) -> Any:
-        return self._torch.optim.Adam(self.q.parameters(), lr=self.cfg.lr, eps=self.cfg.adam_eps)
+        return _torch().optim.Adam(self.q.parameters(), lr=self.cfg.lr, eps=self.cfg.adam_eps)
 
     # ------------------------------------------------------------------ observations
     def _frame(self, obs: Any) -> Any:
@@ -249,7 +269,7 @@ class DQN(TeacherBase):
 
     def _net_input(self, x: Any) -> Any:
         """Batch tensor of observations (uint8 stacks, Discrete indices or vectors) -> network input."""
-        torch = self._torch
+        torch = _torch()
         if self.kind == "pixels":
             x = x.to(self.device, non_blocking=True).float().div_(255.0)
             if self.stack == 1 and x.dim() == 3:
@@ -260,7 +280,7 @@ class DQN(TeacherBase):
         return x.to(self.device).float()
 
     def _one(self, obs: Any) -> Any:
-        torch = self._torch
+        torch = _torch()
         if self.kind == "onehot":
             s = int(obs) - self._obs_start
             if not 0 <= s < self._n_obs:
@@ -283,7 +303,7 @@ class DQN(TeacherBase):
         return max(slope * (self.t - self.eps_origin) + c.start_epsilon, c.end_epsilon)
 
     def _q_values(self, obs: Any) -> np.ndarray:
-        with self._torch.inference_mode():
+        with _torch().inference_mode():
             return self.q(self._net_input(self._one(obs)))[0].to("cpu").numpy()
 
     def _probs(self, q: np.ndarray) -> np.ndarray:
@@ -330,7 +350,7 @@ class DQN(TeacherBase):
                 self._sync_target()
 
     def _update(self) -> None:
-        torch = self._torch
+        torch = _torch()
         c = self.cfg
         b = self.replay.sample(c.batch_size, self.replay_rng)
         frames = torch.from_numpy(b["frames"])
@@ -359,7 +379,7 @@ class DQN(TeacherBase):
         self.last_q = float(q_sa.detach().mean())
 
     def _sync_target(self) -> None:
-        with self._torch.no_grad():
+        with _torch().no_grad():
             for tp, p in zip(self.target.parameters(), self.q.parameters()):
                 if self.cfg.tau == 1.0:
                     tp.copy_(p)
@@ -388,14 +408,14 @@ class DQN(TeacherBase):
         """The online Q-network (``q.<param>``) and what epsilon depends on (``step``,
         ``epsilon_origin``): everything the policy at this moment depends on."""
         w = {f"q.{k}": v.detach().to("cpu").contiguous().numpy().copy() for k, v in self.q.state_dict().items()}
-        w["step"] = np.array(self.t, np.int64)
-        w["epsilon_origin"] = np.array(self.eps_origin, np.int64)
+        w["step"] = np.array([self.t], np.int64)
+        w["epsilon_origin"] = np.array([self.eps_origin], np.int64)
         return w
 
     def load_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Restore the online network (and the step, so epsilon matches); the target network is
         set to the restored online network unless ``target.<param>`` entries are given."""
-        torch = self._torch
+        torch = _torch()
         sd = self.q.state_dict()
         new = {}
         for k, v in sd.items():
@@ -410,14 +430,14 @@ class DQN(TeacherBase):
         tgt = {k[len("target."):]: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in weights.items() if k.startswith("target.")}
         self.target.load_state_dict(tgt if tgt else self.q.state_dict())
         if "step" in weights:
-            self.t = int(np.asarray(weights["step"]))
+            self.t = int(np.asarray(weights["step"]).reshape(-1)[0])
         if "epsilon_origin" in weights:
-            self.eps_origin = int(np.asarray(weights["epsilon_origin"]))
+            self.eps_origin = int(np.asarray(weights["epsilon_origin"]).reshape(-1)[0])
 
     def get_state(self, *, history_backed: bool = False) -> dict[str, Any]:
         """Everything needed to resume bit-identically (tensors, arrays, JSON values). With
         ``history_backed`` the replay rows are left out: ``set_state`` then needs the history."""
-        torch = self._torch
+        torch = _torch()
         opt_sd = self.optimizer.state_dict()
         return {
             "teacher": self.name,
@@ -439,7 +459,7 @@ class DQN(TeacherBase):
     def set_state(self, state: dict[str, Any], *, history: Any = None) -> None:
         """Restore ``get_state()``; a history-backed state rebuilds the replay from ``history``
         (the recorded history, at least as long as the state's step count)."""
-        torch = self._torch
+        torch = _torch()
         if state.get("teacher") != self.name:
             raise ValueError(f"{self.name}: state is for teacher {state.get('teacher')!r}")
         self.q.load_state_dict({k: torch.as_tensor(v) for k, v in state["q"].items()})
