@@ -204,6 +204,47 @@ class TransformerImitator(SampledAgent):
         self._next_first = bool(transition.terminated or transition.truncated)
         self._pending = None
 
+    @torch.no_grad()
+    def observe_history(self, history: LearningHistory) -> None:
+        """Show the imitator a whole history (teacher-forced), as ``observe(..., intervention=False)``
+        step by step would, but with one forward pass: the context ends exactly as the step
+        loop leaves it (same slides), and the cache is rebuilt from it. This is how a frozen
+        imitator is conditioned on a teacher's history truncated at step T before it acts."""
+        self.check_history(history)
+        T = len(history)
+        if T == 0:
+            return
+        obs = np.asarray(history.obs)
+        first_all = episode_first(np.asarray(history.episode))
+        if self.cfg.obs_encoder == "pixels" and obs.ndim == 3:
+            obs = _stack_frames(obs, first_all, self.cfg.frame_stack)
+        act = np.asarray(history.action, np.int64)
+        rew = np.asarray(history.reward, np.float64)
+        done = np.asarray(history.terminated) | np.asarray(history.truncated)
+        C = self._C
+        for t in range(T):
+            if len(self._pa) >= C:
+                cut = slide_cut(np.asarray(self._first, bool), self.slide_tokens)
+                for lst in (self._obs, self._pa, self._pr, self._first):
+                    del lst[:cut]
+                if self._pa:
+                    self._pa[0], self._pr[0] = self.n_actions, 0.0
+            empty = not self._pa
+            self._obs.append(self._obs_token(obs[t]) if self.cfg.obs_encoder != "pixels" else np.asarray(obs[t], np.uint8))
+            self._pa.append(self.n_actions if empty else self._prev_action)
+            self._pr.append(0.0 if empty else self._prev_reward)
+            self._first.append(self._next_first)
+            self._prev_action, self._prev_reward = int(act[t]), float(rew[t])
+            self._next_first = bool(done[t])
+        if self.cfg.obs_encoder == "pixels":
+            ep_start = int(np.flatnonzero(first_all)[-1])
+            raw = np.asarray(history.obs[max(ep_start, T - self.cfg.frame_stack):])
+            self._frames = [] if self._next_first else [f if f.ndim == 2 else f[-1] for f in raw]
+        self._pending = None
+        if self.cache is not None:
+            self.cache.length = 0
+            self.model(self._tokens(0, len(self._pa)), cache=self.cache)
+
     # -- teacher-forced fast path --------------------------------------------------------------
     def check_history(self, history: LearningHistory) -> None:
         """Raise ``HistoryFitError`` if the history's actions or observations do not fit the model."""

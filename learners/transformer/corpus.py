@@ -28,7 +28,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -257,14 +257,6 @@ def ensure_histories(job_list: list[HistoryJob], cache_dir: str | os.PathLike, *
     return paths
 
 
-def load_histories(paths: list[Path], *, verify: bool = False) -> Iterator[LearningHistory]:
-    for p in paths:
-        try:
-            yield LearningHistory.load(p, verify=verify)
-        except HistoryError as e:
-            raise HistoryError(f"cached history {p} is unusable ({e}); delete it to re-record") from None
-
-
 def build_corpus(spec: DataSpec, cache_dir: str | os.PathLike, *, which: str = "train",
                  last_episodes: int | None = None, workers: int = 1, progress: bool = False) -> PackedStore:
     """Record (if needed) and pack the ``which`` histories of ``spec``; returns the opened store.
@@ -277,8 +269,11 @@ def build_corpus(spec: DataSpec, cache_dir: str | os.PathLike, *, which: str = "
     out = Path(cache_dir) / "packed" / name
     if not (out / "manifest.json").exists():
         paths = ensure_histories(job_list, cache_dir, workers=workers, progress=progress)
-        pack_histories(load_histories(paths), out, last_episodes=last_episodes, overwrite=True,
-                       info={"spec": spec.to_dict(), "which": which, "histories": [p.name for p in paths]})
+        try:
+            pack_histories(paths, out, last_episodes=last_episodes, overwrite=True,
+                           info={"spec": spec.to_dict(), "which": which, "histories": [p.name for p in paths]})
+        except HistoryError as e:
+            raise HistoryError(f"a cached history is unusable ({e}); delete it to re-record") from None
     return PackedStore.open(out)
 
 

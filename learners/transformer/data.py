@@ -28,7 +28,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -85,63 +85,76 @@ def _compact_obs_dtype(obs_dtype: np.dtype, lo: float, hi: float) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def pack_histories(histories: Iterable[LearningHistory], out: str | os.PathLike, *,
+def pack_histories(histories: Sequence[LearningHistory | str | os.PathLike], out: str | os.PathLike, *,
                    info: dict[str, Any] | None = None, last_episodes: int | None = None,
                    overwrite: bool = False) -> Path:
-    """Concatenate histories into a packed store at ``out`` (atomically).
+    """Concatenate histories (objects, or directories opened one at a time so thousands of
+    them never hold thousands of open files) into a packed store at ``out``, atomically.
 
     ``last_episodes`` keeps only the final N episodes of each history (expert distillation:
     the teacher's final policy, without the learning that led to it)."""
     out = Path(out)
     part = out.with_name(out.name + ".partial")
-    if out.exists():
-        if not overwrite:
-            raise FileExistsError(f"{out} already exists")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists")
+    if not histories:
+        raise DataError("no histories to pack")
     if part.exists():
         shutil.rmtree(part)
     part.mkdir(parents=True)
+
+    def get(i: int) -> LearningHistory:
+        h = histories[i]
+        return h if isinstance(h, LearningHistory) else LearningHistory.load(h, verify=False)
+
+    def first_kept(h: LearningHistory) -> int:
+        if last_episodes is None:
+            return 0
+        return int(np.searchsorted(np.asarray(h.episode), h.n_episodes - int(last_episodes), side="left"))
+
     try:
-        hs = list(histories)
-        if not hs:
-            raise DataError("no histories to pack")
-        A = hs[0].n_actions
-        obs_shape = hs[0].obs.shape[1:]
+        # Pass 1: sizes, action space, observation range.
+        h0 = get(0)
+        A, obs_shape, obs_kind = h0.n_actions, h0.obs.shape[1:], h0.obs.dtype
+        del h0
         lo, hi = np.inf, -np.inf
-        kept: list[tuple[LearningHistory, int]] = []
-        for i, h in enumerate(hs):
+        starts, lengths = [], []
+        for i in range(len(histories)):
+            h = get(i)
             if h.n_actions != A:
                 raise DataError(f"history {i} has {h.n_actions} actions, history 0 has {A}")
             if h.obs.shape[1:] != obs_shape:
                 raise DataError(f"history {i} has observations of shape {h.obs.shape[1:]}, history 0 {obs_shape}")
-            start = 0
-            if last_episodes is not None:
-                start = int(np.searchsorted(np.asarray(h.episode), h.n_episodes - int(last_episodes), side="left"))
-            if len(h) - start <= 0:
+            s0 = first_kept(h)
+            if len(h) - s0 <= 0:
                 raise DataError(f"history {i} is empty")
-            kept.append((h, start))
             if h.obs.dtype.kind in "iu":
-                o = np.asarray(h.obs[start:])
+                o = np.asarray(h.obs[s0:])
                 lo, hi = min(lo, float(o.min())), max(hi, float(o.max()))
-        N = sum(len(h) - s for h, s in kept)
-        obs_dt = _compact_obs_dtype(hs[0].obs.dtype, lo, hi)
+            starts.append(s0)
+            lengths.append(len(h) - s0)
+            del h
+        N = int(sum(lengths))
+        obs_dt = _compact_obs_dtype(obs_kind, lo, hi)
         cols = {
             "obs": np.lib.format.open_memmap(part / "obs.npy", "w+", obs_dt, (N, *obs_shape)),
             "action": np.lib.format.open_memmap(part / "action.npy", "w+", np.int16, (N,)),
             "reward": np.lib.format.open_memmap(part / "reward.npy", "w+", np.float32, (N,)),
             "teacher_probs": np.lib.format.open_memmap(part / "teacher_probs.npy", "w+", np.float32, (N, A)),
         }
+        # Pass 2: copy.
         ep_start, ep_len, ep_hist, hist_ep = [], [], [], [0]
         at = 0
-        for i, (h, s) in enumerate(kept):
-            n = len(h) - s
-            cols["obs"][at : at + n] = np.asarray(h.obs[s:]).astype(obs_dt, copy=False)
-            cols["action"][at : at + n] = np.asarray(h.action[s:])
-            cols["reward"][at : at + n] = np.asarray(h.reward[s:])
-            cols["teacher_probs"][at : at + n] = np.asarray(h.teacher_probs[s:])
-            first = np.flatnonzero(episode_first(np.asarray(h.episode[s:])))
-            lens = np.diff(np.r_[first, n])
+        for i, (s0, n) in enumerate(zip(starts, lengths)):
+            h = get(i)
+            cols["obs"][at : at + n] = np.asarray(h.obs[s0:]).astype(obs_dt, copy=False)
+            cols["action"][at : at + n] = np.asarray(h.action[s0:])
+            cols["reward"][at : at + n] = np.asarray(h.reward[s0:])
+            cols["teacher_probs"][at : at + n] = np.asarray(h.teacher_probs[s0:])
+            first = np.flatnonzero(episode_first(np.asarray(h.episode[s0:])))
+            del h
             ep_start.append(at + first)
-            ep_len.append(lens)
+            ep_len.append(np.diff(np.r_[first, n]))
             ep_hist.append(np.full(len(first), i, np.int32))
             hist_ep.append(hist_ep[-1] + len(first))
             at += n
@@ -157,7 +170,7 @@ def pack_histories(histories: Iterable[LearningHistory], out: str | os.PathLike,
         for k, v in extra.items():
             np.save(part / f"{k}.npy", v, allow_pickle=False)
         manifest = {
-            "format": PACK_FORMAT, "n_steps": int(N), "n_histories": len(kept), "n_actions": int(A),
+            "format": PACK_FORMAT, "n_steps": N, "n_histories": len(histories), "n_actions": int(A),
             "obs_shape": list(obs_shape), "obs_dtype": obs_dt.str,
             "obs_range": [None if not np.isfinite(lo) else lo, None if not np.isfinite(hi) else hi],
             "last_episodes": last_episodes,

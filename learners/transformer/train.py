@@ -159,8 +159,28 @@ def _sha256(p: Path) -> str:
     return h.hexdigest()
 
 
+def _np_to_torch(x: Any) -> Any:
+    """numpy arrays inside an RNG state -> tensors (weights_only loads tensors, not numpy objects)."""
+    if isinstance(x, dict):
+        return {k: _np_to_torch(v) for k, v in x.items()}
+    if isinstance(x, np.ndarray):
+        return {"__ndarray__": torch.from_numpy(x.astype(np.int64)), "dtype": x.dtype.str}
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def _torch_to_np(x: Any) -> Any:
+    if isinstance(x, dict):
+        if "__ndarray__" in x:
+            return x["__ndarray__"].numpy().astype(np.dtype(x["dtype"]))
+        return {k: _torch_to_np(v) for k, v in x.items()}
+    return x
+
+
 def _rng_state() -> dict[str, Any]:
-    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(legacy=False), "python": random.getstate()}
+    st = {"torch": torch.get_rng_state(), "numpy": _np_to_torch(np.random.get_state(legacy=False)),
+          "python": random.getstate()}
     if torch.cuda.is_available():
         st["cuda"] = torch.cuda.get_rng_state_all()
     return st
@@ -168,7 +188,7 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(st: dict[str, Any]) -> None:
     torch.set_rng_state(st["torch"])
-    np.random.set_state(st["numpy"])
+    np.random.set_state(_torch_to_np(st["numpy"]))
     random.setstate(st["python"])
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(st["cuda"])
@@ -313,6 +333,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, store: PackedStore, run_dir:
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                             fused=False, foreach=False)
     start = 0
+    logacc = None
     if resume:
         ck = latest_checkpoint(run_dir)
         if ck is None:
@@ -334,6 +355,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, store: PackedStore, run_dir:
         opt.load_state_dict(st["optimizer"])
         start = int(st["step"])
         _set_rng_state(st["rng"])
+        logacc = st.get("log_accumulators", None)
 
     ddp_model: torch.nn.Module = model
     if d.world > 1:
@@ -380,9 +402,10 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, store: PackedStore, run_dir:
 
         bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="upd", dynamic_ncols=True, mininterval=1.0)
     t0 = time.perf_counter()
-    tokens_seen = 0
-    acc_loss = acc_kl = 0.0
-    acc_n = 0
+    # Running sums of the current log row (checkpointed, so a resumed log equals an unkilled one).
+    tokens_seen, acc_loss, acc_kl, acc_n = (0, 0.0, 0.0, 0) if logacc is None else (
+        int(logacc["tokens"]), float(logacc["loss"]), float(logacc["kl"]), int(logacc["n"]))
+    tokens_here = 0
     done_here = 0
     step = start
     try:
@@ -420,6 +443,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, store: PackedStore, run_dir:
             step += 1
             done_here += 1
             tokens_seen += int(n_tok)
+            tokens_here += int(n_tok)
             acc_loss += loss_sum
             acc_kl += kl_sum
             acc_n += 1
@@ -430,7 +454,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, store: PackedStore, run_dir:
                 el = time.perf_counter() - t0
                 row = {"step": step, "lr": lr, "loss": acc_loss / acc_n, "kl_bits": acc_kl / acc_n / math.log(2),
                        "val_kl_bits": "" if val is None else val, "grad_norm": float(gnorm),
-                       "tokens": tokens_seen, "tokens_per_s": tokens_seen / max(el, 1e-9), "elapsed_s": el}
+                       "tokens": tokens_seen, "tokens_per_s": tokens_here / max(el, 1e-9), "elapsed_s": el}
                 log_rows.append(row)
                 writer.writerow(row)
                 lf.flush()
@@ -452,7 +476,9 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, store: PackedStore, run_dir:
             if (step % cfg.checkpoint_every == 0 or step == cfg.steps):
                 if d.main:
                     ck = save_checkpoint(run_dir / "checkpoints" / f"step_{step:08d}", model=model, optimizer=opt,
-                                         step=step, configs=configs)
+                                         step=step, configs=configs,
+                                         extra={"log_accumulators": {"tokens": tokens_seen, "loss": acc_loss,
+                                                                     "kl": acc_kl, "n": acc_n}})
                     _prune(run_dir / "checkpoints", cfg.keep_checkpoints, keep=ck)
                 _barrier(d)
     finally:
