@@ -169,7 +169,7 @@ def _sorted_part(values: list, bits: list) -> tuple[list, np.ndarray]:
 
 
 def _count_hist(bits: np.ndarray, mult: np.ndarray | None, max_bits: float) -> list[int]:
-    top = int(math.ceil(max_bits + 1e-9))
+    top = int(math.ceil(max_bits - 1e-9))
     b = np.ceil(np.asarray(bits) - 1e-9).astype(np.int64)
     return [int(x) for x in np.bincount(b, weights=mult, minlength=top + 1)[: top + 1].round()]
 
@@ -220,7 +220,7 @@ def _enumerate_td(g: Grammar, max_bits: float, max_kt: float | None, prior: str,
     if room < sum(mins.values()):
         return None, {}, [], 0
     max_part = {p: room - (sum(mins.values()) - mins[p]) for p in PARTS}
-    max_part["gamma"] = room - (sum(mins.values()) - mins["gamma"]) - 3  # a gamma comes with a g-leaf (>= 3 bits)
+    max_part["gamma"] = room - (sum(mins.values()) - mins["gamma"]) - 1  # a gamma comes with a g-leaf (3 bits, not 2)
     for p, v in (part_max or {}).items():
         if p not in PARTS:
             raise BudgetError(f"unknown program part {p!r} in part budgets (parts: {', '.join(PARTS)})")
@@ -389,7 +389,7 @@ def enumerate_programs(grammar: Grammar, max_bits: float, *, max_kt: float | Non
         words += len(thompson)
     cyclic = []
     if "Cyclic" in use:
-        hist = [0] * (int(math.ceil(max_bits + 1e-9)) + 1)
+        hist = [0] * (int(math.ceil(max_bits - 1e-9)) + 1)
         for clock in g.clocks():
             L = 1
             while g.cyclic_prefix_bits(L) + L * g.action_bits <= max_bits + 1e-9:
@@ -404,7 +404,7 @@ def enumerate_programs(grammar: Grammar, max_bits: float, *, max_kt: float | Non
             counts["Cyclic"] = hist
     reactive = []
     if "Reactive" in use:
-        hist = [0] * (int(math.ceil(max_bits + 1e-9)) + 1)
+        hist = [0] * (int(math.ceil(max_bits - 1e-9)) + 1)
         k = 1
         while g.reactive_prefix_bits(k) <= max_bits + 1e-9:
             b = g.reactive_prefix_bits(k) + g.reactive_exception_bits(k, 0)
@@ -436,12 +436,13 @@ def enumerate_programs(grammar: Grammar, max_bits: float, *, max_kt: float | Non
 def _shortest_program_bits(g: Grammar) -> float:
     from learners.solomonoff.grammar import Leaf
 
-    shortest = {"TD": g.bits(TD(Fraction(0), None, Leaf("r"), None, Explore("greedy"))),
-                "Constant": g.bits(Constant(0)), "UCB1": g.bits(UCB1(Fraction(1))), "Thompson": g.bits(Thompson(1, 1)),
-                "Stochastic": g.bits(Stochastic((1, 1) + (0,) * (g.n_actions - 2))),
-                "Cyclic": g.cyclic_prefix_bits(1) + g.action_bits,
-                "Reactive": g.reactive_prefix_bits(1) + g.reactive_exception_bits(1, 0)}
-    return min(v for k, v in shortest.items() if k in g.kinds())
+    shortest = {"TD": lambda: g.bits(TD(Fraction(0), None, Leaf("r"), None, Explore("greedy"))),
+                "Constant": lambda: g.bits(Constant(0)), "UCB1": lambda: g.bits(UCB1(Fraction(1))),
+                "Thompson": lambda: g.bits(Thompson(1, 1)),
+                "Stochastic": lambda: g.bits(Stochastic((1, 1) + (0,) * (g.n_actions - 2))),
+                "Cyclic": lambda: g.cyclic_prefix_bits(1) + g.action_bits,
+                "Reactive": lambda: g.reactive_prefix_bits(1) + g.reactive_exception_bits(1, 0)}
+    return min(f() for k, f in shortest.items() if k in g.kinds())
 
 
 def _compositions(m: int, k: int):

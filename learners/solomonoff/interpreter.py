@@ -228,9 +228,13 @@ class TDEngine:
         return p
 
     def all_probs(self) -> np.ndarray:
-        out = np.empty((self.n, self.A))
+        return self.all_probs_am().T
+
+    def all_probs_am(self) -> np.ndarray:
+        """Raw probabilities of every variant, action-major [A, n]."""
+        out = np.empty((self.A, self.n))
         for name, g in self.groups.items():
-            out[g["slice"]] = self._group_probs(name).T
+            out[:, g["slice"]] = self._group_probs(name)
         return out
 
     def mix(self, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
@@ -357,6 +361,9 @@ class FixedEngine:
     def all_probs(self) -> np.ndarray:
         return self.P
 
+    def all_probs_am(self) -> np.ndarray:
+        return np.ascontiguousarray(self.all_probs().T)
+
     def mix(self, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         return w @ (self.P if idx is None else self.P[idx])
 
@@ -395,6 +402,9 @@ class UCBEngine:
 
     def all_probs(self) -> np.ndarray:
         return np.array(self._p)
+
+    def all_probs_am(self) -> np.ndarray:
+        return np.ascontiguousarray(self.all_probs().T)
 
     def mix(self, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         return w @ (self._p if idx is None else self._p[idx])
@@ -437,6 +447,9 @@ class ThompsonEngine:
 
     def all_probs(self) -> np.ndarray:
         return self._p
+
+    def all_probs_am(self) -> np.ndarray:
+        return np.ascontiguousarray(self.all_probs().T)
 
     def mix(self, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         return w @ (self._p if idx is None else self._p[idx])
@@ -511,6 +524,9 @@ class FamilyEngine:
 
     def all_probs(self) -> np.ndarray:
         return self._p
+
+    def all_probs_am(self) -> np.ndarray:
+        return np.ascontiguousarray(self.all_probs().T)
 
     def mix(self, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         return w @ (self._p if idx is None else self._p[idx])

@@ -340,10 +340,13 @@ class Mixture:
             gr.engine.advance(s, a, r, s2, term, trunc)
         self._cache = None
 
-    def predict_history(self, history: Any, *, progress: bool = False) -> np.ndarray:
+    def predict_history(self, history: Any, *, progress: bool = False, watch: Sequence[str | Program] = ()) -> np.ndarray:
         """Teacher-forced fast path: the predictive before every step of ``history`` ([T, A]),
         conditioning the mixture on it (identical to the step loop of ``action_probs`` then
-        ``observe(..., intervention=False)``)."""
+        ``observe(..., intervention=False)``).
+
+        ``watch``: programs whose class posterior mass is recorded after every step, in
+        ``self.watch_trace`` ([T, len(watch)])."""
         self._check_history(history)
         T = len(history)
         out = np.empty((T, self.n_actions))
@@ -358,7 +361,12 @@ class Mixture:
         for t in done:
             nxt[t] = int(np.asarray(history.next_obs(int(t))).reshape(()))
         if T and not (term[-1] or trunc[-1]):
-            nxt[-1] = -1  # the successor of the last step is unknown
+            try:
+                nxt[-1] = int(np.asarray(history.next_obs(T - 1)).reshape(()))
+            except (KeyError, IndexError):
+                nxt[-1] = -1  # the successor of the last step was not recorded
+        watched = [self._class_rows(w) for w in watch]
+        self.watch_trace = np.zeros((T, len(watched)))
         it = range(T)
         if progress:
             from tqdm import tqdm
@@ -372,9 +380,23 @@ class Mixture:
                 # last step of a history cut mid-episode: evidence only, no transition to learn from
                 # (a learner would need the next observation); the state is left before the update
                 self._evidence_only(s, int(act[t]))
-                continue
-            self._step(s, int(act[t]), float(rew[t]), s2, bool(term[t]), bool(trunc[t]), True)
+            else:
+                self._step(s, int(act[t]), float(rew[t]), s2, bool(term[t]), bool(trunc[t]), True)
+            if watched:
+                self.watch_trace[t] = self._watch_masses(watched)
         return out
+
+    def _class_rows(self, program: str | Program) -> np.ndarray:
+        info = self.class_info(program)
+        if info["family_mass"] > 0:
+            raise ValueError("watching classes with family members is not supported; watch explicit programs")
+        return np.array(info["hypotheses"], dtype=np.int64)
+
+    def _watch_masses(self, watched: list[np.ndarray]) -> np.ndarray:
+        lw = np.concatenate(self.logw)
+        m = lw.max()
+        logz = m + math.log(float(np.exp(lw - m).sum()))
+        return np.array([float(np.exp(lw[r] - logz).sum()) if r.size else 0.0 for r in watched])
 
     def _evidence_only(self, s: int, a: int) -> None:
         pred = self._predict(s)
@@ -533,8 +555,8 @@ class Mixture:
                 if gr.name != "family" and self._materialise(gr, i) == p:
                     mass += float(post[flat])
                     found.append(flat)
-        mass += self._family_mass(p, post)
-        return {"program": program_source(p), "mass": mass, "hypotheses": found,
+        fam = self._family_mass(p, post)
+        return {"program": program_source(p), "mass": mass + fam, "hypotheses": found, "family_mass": fam,
                 "bits": self.grammar.bits(p)}
 
     def _family_mass(self, p: Program, post: np.ndarray) -> float:
