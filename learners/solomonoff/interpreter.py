@@ -86,6 +86,12 @@ def adot(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.matmul(np.ascontiguousarray(p.T)[:, None, :], np.ascontiguousarray(q.T)[:, :, None])[:, 0, 0]
 
 
+def wsum(p: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``p @ w`` for p [A, n], without BLAS: multi-threaded OpenBLAS calls on vectors this size
+    cost 10x more than the arithmetic on a shared 2-core machine."""
+    return (p * w[None, :]).sum(axis=1)
+
+
 def acount(mask: np.ndarray) -> np.ndarray:
     c = mask[0].astype(np.int64)
     for a in range(1, mask.shape[0]):
@@ -115,8 +121,9 @@ class TDEngine:
         pi_kind = np.asarray(tables["pi_kind"], dtype=np.int64)
         if np.any(((coef[:, 3] != 0) | (coef[:, 4] != 0)) & (pi_kind < 0)):
             raise ValueError("a table whose target uses the policy at s' needs its action rule (pi_kind)")
-        # table order: immediate then deferred; within each, policy-free then by policy kind
-        order = np.lexsort((np.arange(coef.shape[0]), pi_kind, deferred))
+        # table order: immediate then deferred; within each, policy-free then by policy kind; within
+        # a kind, tables whose target has an E_pi term first (a pending SARSA update needs only those)
+        order = np.lexsort((np.arange(coef.shape[0]), coef[:, 4] == 0, pi_kind, deferred))
         self.table_order = order  # new position -> original table id
         inv = np.empty_like(order)
         inv[order] = np.arange(order.size)
@@ -139,7 +146,8 @@ class TDEngine:
                 idx = np.flatnonzero(pk == k)
                 if idx.size:
                     self.blocks[(timing, k)] = slice(base + int(idx[0]), base + int(idx[-1]) + 1)
-        self.needs_e = {key: bool((self.ce[sl] != 0).any()) for key, sl in self.blocks.items()}
+        # per block, the leading tables with an E_pi term
+        self.blocks_e = {key: slice(sl.start, sl.start + int((self.ce[sl] != 0).sum())) for key, sl in self.blocks.items()}
         self.any_max = bool((self.cm != 0).any())
         # variants, grouped by kind, sorted by table (new positions)
         vt = inv[np.asarray(variants["table"], dtype=np.int64)]
@@ -200,6 +208,12 @@ class TDEngine:
         self._cnt = acount(mask)
         self._cache: dict[str, Any] = {}
 
+    def _inv_cnt(self) -> np.ndarray:
+        v = self._cache.get("inv_cnt")
+        if v is None:
+            v = self._cache["inv_cnt"] = 1.0 / self._cnt
+        return v
+
     def _group_probs(self, name: str) -> np.ndarray:
         """Raw probabilities [A, n_group] of the variants of one kind at the prepared state."""
         if name in self._cache:
@@ -240,7 +254,6 @@ class TDEngine:
     def mix(self, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """sum_v w_v p_v over the variants (``idx``: only rows idx, sorted, with weights w)."""
         pred = np.zeros(self.A)
-        maskf = self._cache.get("maskf")
         for name, g in self.groups.items():
             sl = g["slice"]
             if idx is None:
@@ -251,22 +264,19 @@ class TDEngine:
                     continue
                 wg, rows = w[lo:hi], idx[lo:hi] - sl.start
             if name == "eps":
-                if rows is None:
-                    W = np.add.reduceat(wg, g["starts"])
-                    V = np.add.reduceat(wg * g["param"], g["starts"])
-                    f = np.zeros(self.n_tables)
-                    f[g["tab"]] = (W - V) / np.take(self._cnt, g["tab"])
-                else:
-                    t = np.take(g["table"], rows)
-                    V = wg * np.take(g["param"], rows)
-                    f = np.bincount(t, weights=wg - V, minlength=self.n_tables) / self._cnt
-                pred += V.sum() / self.A
+                t = g["table"] if rows is None else np.take(g["table"], rows)
+                gm = g["greedy_mass"] if rows is None else np.take(g["greedy_mass"], rows)
+                pe = g["param"] if rows is None else np.take(g["param"], rows)
+                f = np.bincount(t, weights=wg * gm, minlength=self.n_tables)
+                f *= self._inv_cnt()
+                pred += float((wg * pe).sum()) / self.A
+                maskf = self._cache.get("maskf")
                 if maskf is None:
                     maskf = self._cache["maskf"] = self._mask.astype(np.float64)
-                pred += maskf @ f
+                pred += wsum(maskf, f)
             else:
                 p = self._group_probs(name)
-                pred += (p @ wg) if rows is None else (np.take(p, rows, axis=1) @ wg)
+                pred += wsum(p if rows is None else np.take(p, rows, axis=1), wg)
         return pred
 
     def loglik(self, a: int) -> np.ndarray:
@@ -307,8 +317,12 @@ class TDEngine:
             e = np.zeros(n_t)
             for k in range(3):
                 b = self.blocks.get((timing, k))
-                if b is None or (a2 is not None and not self.needs_e[(timing, k)]):
+                if b is None:
                     continue
+                if a2 is not None:
+                    b = self.blocks_e[(timing, k)]   # the next action is known: only E_pi terms need pi
+                    if b.stop == b.start:
+                        continue
                 lb = slice(b.start - sl.start, b.stop - sl.start)
                 qb = q2[:, lb]
                 e[lb] = adot(self._policy(b, k, qb, self.N[int(timing), s2]), qb)
@@ -365,7 +379,7 @@ class FixedEngine:
         return np.ascontiguousarray(self.all_probs().T)
 
     def mix(self, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
-        return w @ (self.P if idx is None else self.P[idx])
+        return wsum((self.P if idx is None else self.P[idx]).T, w)
 
     def loglik(self, a: int) -> np.ndarray:
         return self.logp[:, a]
@@ -407,7 +421,7 @@ class UCBEngine:
         return np.ascontiguousarray(self.all_probs().T)
 
     def mix(self, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
-        return w @ (self._p if idx is None else self._p[idx])
+        return wsum((self._p if idx is None else self._p[idx]).T, w)
 
     def loglik(self, a: int) -> np.ndarray:
         return _smooth_log(np.ascontiguousarray(self._p[:, a]), self.smoothing, self.A)
@@ -452,7 +466,7 @@ class ThompsonEngine:
         return np.ascontiguousarray(self.all_probs().T)
 
     def mix(self, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
-        return w @ (self._p if idx is None else self._p[idx])
+        return wsum((self._p if idx is None else self._p[idx]).T, w)
 
     def loglik(self, a: int) -> np.ndarray:
         return _smooth_log(self._p[:, a], self.smoothing, self.A)
@@ -529,7 +543,7 @@ class FamilyEngine:
         return np.ascontiguousarray(self.all_probs().T)
 
     def mix(self, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
-        return w @ (self._p if idx is None else self._p[idx])
+        return wsum((self._p if idx is None else self._p[idx]).T, w)
 
     def loglik(self, a: int) -> np.ndarray:
         return _smooth_log(self._p[:, a], self.smoothing, self.A)

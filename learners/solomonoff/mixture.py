@@ -134,7 +134,7 @@ class Mixture:
 
     def __init__(self, space: ProgramSpace, *, profile: EnvProfile | None = None, smoothing: float = DEFAULT_SMOOTHING,
                  dedup: bool = True, probe_seed: int = 12345, probe_length: int = 600, probe_count: int = 4,
-                 seed: int | None = 0, progress: bool = False):
+                 seed: int | None = 0, progress: bool = False, threads: int = 1):
         if not 0.0 < smoothing < 1.0:
             raise ValueError(f"smoothing must be in (0, 1), got {smoothing}")
         g = space.grammar
@@ -151,6 +151,10 @@ class Mixture:
         self.rng = np.random.default_rng(seed)
         self.probes = probe_histories(self.profile, n=probe_count, length=probe_length, seed=probe_seed)
         self.dedup_stats: dict[str, Any] = {}
+        if int(threads) < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.threads = int(threads)
+        self._pool = None
         self.groups = self._build(dedup, progress)
         self.log2_normaliser = space.log2_normaliser()
         self.log_prior = [(gr.log2w - self.log2_normaliser) * LN2 for gr in self.groups]
@@ -200,7 +204,10 @@ class Mixture:
         if dedup and cands:
             fps = fingerprint_engines([c.engine for c in cands], self.probes, A, progress=progress)
             cands = self._merge(cands, fps)
-            self.fingerprints = np.concatenate([c.fp for c in cands]) if cands else np.zeros((0, 2), np.uint64)
+        if self.threads > 1:
+            cands = self._shard_td(cands, self.threads)
+        if dedup and cands:
+            self.fingerprints = np.concatenate([c.fp for c in cands])
         else:
             self.fingerprints = None
         self.dedup_stats = {"explicit_before": n_before, "explicit_after": sum(c.engine.n for c in cands),
@@ -248,6 +255,42 @@ class Mixture:
         self.dedup_stats_groups = {"classes": int(reps.size)}
         return [c for c in out if c.engine.n]
 
+    def _shard_td(self, cands: list[_Group], k: int) -> list[_Group]:
+        """Split the TD programs into k engines by value table (for k worker threads)."""
+        out = []
+        for c in cands:
+            if c.name != "td":
+                out.append(c)
+                continue
+            table = c.engine.values_of_variants()
+            for j in range(k):
+                keep = np.flatnonzero(table % k == j)
+                if not keep.size:
+                    continue
+                eng = self._subset_engine(c, keep)
+                keep = keep[eng.variant_order]
+                ng = _Group("td", eng, c.log2w[keep], c.bits[keep], c.members[keep], [c.refs[i] for i in keep])
+                if hasattr(c, "fp"):
+                    ng.fp = c.fp[keep]
+                out.append(ng)
+        return out
+
+    # ---- worker threads (numpy releases the GIL inside its loops) ------------------------------
+    def _par(self, fn, items):
+        items = list(items)
+        if self.threads <= 1 or len(items) < 2:
+            return [fn(x) for x in items]
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=self.threads)
+        return list(self._pool.map(fn, items))
+
+    def __getstate__(self) -> dict[str, Any]:
+        d = self.__dict__.copy()
+        d["_pool"] = None
+        return d
+
     def _subset_engine(self, c: _Group, keep: np.ndarray):
         g, sm = self.grammar, self.smoothing
         if c.name == "td":
@@ -292,20 +335,29 @@ class Mixture:
     def _predict(self, s: int) -> np.ndarray:
         if self._cache is not None and self._cache[0] == s:
             return self._cache[1]
-        for gr in self.groups:
-            gr.engine.prepare(s)
-        M = max(float(lw.max()) for lw in self.logw)
-        Z = 0.0
-        raw = np.zeros(self.n_actions)
-        for gr, lw, idx in zip(self.groups, self.logw, self._active(M)):
+        def prep(k: int) -> float:
+            self.groups[k].engine.prepare(s)
+            return float(self.logw[k].max())
+
+        M = max(self._par(prep, range(len(self.groups))))
+        act = self._active(M)
+
+        def part(k: int) -> tuple[float, np.ndarray | None]:
+            lw, idx = self.logw[k], act[k]
             if idx is None:
                 w = np.exp(lw - M)
+            elif idx.size == 0:
+                return 0.0, None
             else:
-                if idx.size == 0:
-                    continue
                 w = np.exp(lw[idx] - M)
-            Z += float(w.sum())
-            raw += gr.engine.mix(w, idx)
+            return float(w.sum()), self.groups[k].engine.mix(w, idx)
+
+        Z = 0.0
+        raw = np.zeros(self.n_actions)
+        for z, m in self._par(part, range(len(self.groups))):
+            if m is not None:
+                Z += z
+                raw += m
         pred = (1.0 - self.smoothing) * (raw / Z) + self.smoothing / self.n_actions
         pred /= pred.sum()
         self._cache = (s, pred)
@@ -330,14 +382,12 @@ class Mixture:
         if evidence:
             pred = self._predict(s)
             self.mix_log_loss.append(-math.log2(pred[a]))
-            for gr, lw in zip(self.groups, self.logw):
-                lw += gr.engine.loglik(a)
+            self._par(lambda k: self.logw[k].__iadd__(self.groups[k].engine.loglik(a)), range(len(self.groups)))
             if self.family is not None:
                 self.family.evidence(s, a)
             self.n_evidence += 1
             self._act_age += 1
-        for gr in self.groups:
-            gr.engine.advance(s, a, r, s2, term, trunc)
+        self._par(lambda gr: gr.engine.advance(s, a, r, s2, term, trunc), self.groups)
         self._cache = None
 
     def predict_history(self, history: Any, *, progress: bool = False, watch: Sequence[str | Program] = ()) -> np.ndarray:
@@ -401,8 +451,7 @@ class Mixture:
     def _evidence_only(self, s: int, a: int) -> None:
         pred = self._predict(s)
         self.mix_log_loss.append(-math.log2(pred[a]))
-        for gr, lw in zip(self.groups, self.logw):
-            lw += gr.engine.loglik(a)
+        self._par(lambda k: self.logw[k].__iadd__(self.groups[k].engine.loglik(a)), range(len(self.groups)))
         if self.family is not None:
             self.family.evidence(s, a)
         self.n_evidence += 1
