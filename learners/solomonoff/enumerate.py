@@ -101,6 +101,8 @@ class ProgramSpace:
     reactive: list[tuple[int, int, float, float]]   # (default, k, prefix bits, log2 family weight)
     counts: dict[str, list[int]] = field(default_factory=dict)   # programs by ceil(bits), per kind
     n_code_words: int = 0                                          # programs before symbolic merging
+    kind_caps: dict[str, float] = field(default_factory=dict)     # bit budget of each kind
+    part_budgets: dict[str, float] = field(default_factory=dict)  # caps on TD parts
 
     # ---- sizes ---------------------------------------------------------------------------------
     @property
@@ -140,6 +142,7 @@ class ProgramSpace:
     def summary(self) -> dict[str, Any]:
         return {
             "max_bits": self.max_bits, "max_kt": self.max_kt, "prior": self.prior,
+            "kind_budgets": self.kind_caps, "part_budgets": self.part_budgets,
             "n_states": self.grammar.n_states, "n_actions": self.grammar.n_actions, "bandit": self.grammar.bandit,
             "code_words": self.n_code_words,
             "explicit_classes": self.n_explicit(),
@@ -297,14 +300,16 @@ def _enumerate_td(g: Grammar, max_bits: float, max_kt: float | None, prior: str,
 # Everything
 # ---------------------------------------------------------------------------------------------
 def enumerate_programs(grammar: Grammar, max_bits: float, *, max_kt: float | None = None, prior: str = "length",
-                       part_budgets: dict[str, float] | None = None, kinds: Sequence[str] | None = None) -> ProgramSpace:
+                       part_budgets: dict[str, float] | None = None, kinds: Sequence[str] | None = None,
+                       kind_budgets: dict[str, float] | None = None) -> ProgramSpace:
     """Every program of ``grammar`` with at most ``max_bits`` bits (and Kt <= ``max_kt``).
 
     ``prior``: "length" (weight 2^-bits) or "speed" (2^-bits / steps per prediction, i.e. 2^-Kt).
     ``part_budgets`` optionally caps the bits of TD parts (init, alpha, target, gamma, explore):
     a box inside the budget, for reaching long parameters without every long combination.
-    ``kinds`` restricts the program kinds (default: all of the grammar's).
-    Raises ``BudgetError`` when nothing fits."""
+    ``kinds`` restricts the program kinds (default: all of the grammar's); ``kind_budgets`` caps
+    the bits of some kinds below ``max_bits`` (e.g. reach long TD programs without every long
+    stochastic policy). Raises ``BudgetError`` when nothing fits."""
     if not (isinstance(max_bits, (int, float)) and math.isfinite(max_bits)):
         raise BudgetError(f"max_bits must be a finite number, got {max_bits!r}")
     if prior not in ("length", "speed"):
@@ -312,12 +317,13 @@ def enumerate_programs(grammar: Grammar, max_bits: float, *, max_kt: float | Non
     g = grammar
     A, S = g.n_actions, g.n_states
     use = set(g.kinds() if kinds is None else kinds)
-    unknown = use - set(g.kinds())
+    unknown = (use | set(kind_budgets or {})) - set(g.kinds())
     if unknown:
         raise BudgetError(f"kinds {sorted(unknown)} are not in this grammar (kinds: {', '.join(g.kinds())})")
+    caps = {k: min(float(max_bits), float((kind_budgets or {}).get(k, max_bits))) for k in g.kinds()}
 
     def fits(bits: float, kind: str) -> bool:
-        if bits > max_bits + 1e-9:
+        if bits > caps[kind] + 1e-9:
             return False
         return max_kt is None or bits + math.log2(kind_steps(kind, A)) <= max_kt + 1e-9
 
@@ -328,7 +334,7 @@ def enumerate_programs(grammar: Grammar, max_bits: float, *, max_kt: float | Non
     words = 0
     P, td = None, {}
     if "TD" in use:
-        P, td, c, n = _enumerate_td(g, max_bits, max_kt, prior, part_budgets)
+        P, td, c, n = _enumerate_td(g, caps["TD"], max_kt, prior, part_budgets)
         if c:
             counts["TD"] = c
         words += n
@@ -343,7 +349,7 @@ def enumerate_programs(grammar: Grammar, max_bits: float, *, max_kt: float | Non
         by_value: dict[tuple, list] = {}
         all_bits = []
         m = 2
-        while len(KIND_TAG["Stochastic"]) + C.elias_gamma_bits(m - 1) <= max_bits:
+        while len(KIND_TAG["Stochastic"]) + C.elias_gamma_bits(m - 1) <= caps["Stochastic"]:
             b = len(KIND_TAG["Stochastic"]) + C.elias_gamma_bits(m - 1) + math.log2(math.comb(m + A - 1, A - 1))
             if fits(b, "Stochastic"):
                 for comp in _compositions(m, A):
@@ -363,7 +369,7 @@ def enumerate_programs(grammar: Grammar, max_bits: float, *, max_kt: float | Non
         words += len(all_bits)
     ucb, thompson = [], []
     if "UCB1" in use:
-        room = max_bits - len(KIND_TAG["UCB1"])
+        room = caps["UCB1"] - len(KIND_TAG["UCB1"])
         for c, b in C.positive_rationals(int(math.floor(room + 1e-9))) if room >= 2 else []:
             bits = len(KIND_TAG["UCB1"]) + b
             if fits(bits, "UCB1"):
@@ -372,7 +378,7 @@ def enumerate_programs(grammar: Grammar, max_bits: float, *, max_kt: float | Non
             counts["UCB1"] = _count_hist(np.array([u[1] for u in ucb]), None, max_bits)
         words += len(ucb)
     if "Thompson" in use:
-        room = max_bits - len(KIND_TAG["Thompson"])
+        room = caps["Thompson"] - len(KIND_TAG["Thompson"])
         a0 = 1
         while C.elias_gamma_bits(a0) + 1 <= room:
             b0 = 1
@@ -392,7 +398,7 @@ def enumerate_programs(grammar: Grammar, max_bits: float, *, max_kt: float | Non
         hist = [0] * (int(math.ceil(max_bits - 1e-9)) + 1)
         for clock in g.clocks():
             L = 1
-            while g.cyclic_prefix_bits(L) + L * g.action_bits <= max_bits + 1e-9:
+            while g.cyclic_prefix_bits(L) + L * g.action_bits <= caps["Cyclic"] + 1e-9:
                 b = g.cyclic_prefix_bits(L) + L * g.action_bits
                 if fits(b, "Cyclic"):
                     pre = g.cyclic_prefix_bits(L) + (math.log2(kind_steps("Cyclic", A)) if prior == "speed" else 0.0)
@@ -406,7 +412,7 @@ def enumerate_programs(grammar: Grammar, max_bits: float, *, max_kt: float | Non
     if "Reactive" in use:
         hist = [0] * (int(math.ceil(max_bits - 1e-9)) + 1)
         k = 1
-        while g.reactive_prefix_bits(k) <= max_bits + 1e-9:
+        while g.reactive_prefix_bits(k) <= caps["Reactive"] + 1e-9:
             b = g.reactive_prefix_bits(k) + g.reactive_exception_bits(k, 0)
             if fits(b, "Reactive"):
                 pre = g.reactive_prefix_bits(k) + (math.log2(kind_steps("Reactive", A)) if prior == "speed" else 0.0)
@@ -414,7 +420,7 @@ def enumerate_programs(grammar: Grammar, max_bits: float, *, max_kt: float | Non
                     reactive.append((d, k, g.reactive_prefix_bits(k), -pre))
                 for e in range(S + 1):
                     be = g.reactive_prefix_bits(k) + g.reactive_exception_bits(k, e)
-                    if be > max_bits + 1e-9:
+                    if be > caps["Reactive"] + 1e-9:
                         break
                     n = A * math.comb(S, e) * (A - 1) ** e
                     hist[int(math.ceil(be - 1e-9))] += n
@@ -424,7 +430,7 @@ def enumerate_programs(grammar: Grammar, max_bits: float, *, max_kt: float | Non
             counts["Reactive"] = hist
     space = ProgramSpace(grammar=g, max_bits=float(max_bits), max_kt=max_kt, prior=prior, td_parts=P, td=td,
                          fixed=fixed, ucb=ucb, thompson=thompson, cyclic=cyclic, reactive=reactive,
-                         counts=counts, n_code_words=words)
+                         counts=counts, n_code_words=words, kind_caps=caps, part_budgets=dict(part_budgets or {}))
     if space.n_explicit() == 0 and not cyclic and not reactive:
         shortest = _shortest_program_bits(g)
         raise BudgetError(f"no program of this grammar fits in {max_bits} bits"

@@ -169,11 +169,12 @@ class Mixture:
     @classmethod
     def for_env(cls, env_id: str, max_bits: float, *, env_kwargs: dict[str, Any] | None = None, max_kt: float | None = None,
                 prior: str = "length", part_budgets: dict[str, float] | None = None, kinds: Sequence[str] | None = None,
-                **kw: Any) -> "Mixture":
+                kind_budgets: dict[str, float] | None = None, **kw: Any) -> "Mixture":
         """The mixture for a registered toy env: grammar and probe profile from the env's spaces."""
         profile = profile_for_env(env_id, **(env_kwargs or {}))
         grammar = Grammar(profile.n_states, profile.n_actions, bandit=profile.bandit)
-        space = enumerate_programs(grammar, max_bits, max_kt=max_kt, prior=prior, part_budgets=part_budgets, kinds=kinds)
+        space = enumerate_programs(grammar, max_bits, max_kt=max_kt, prior=prior, part_budgets=part_budgets, kinds=kinds,
+                                   kind_budgets=kind_budgets)
         return cls(space, profile=profile, **kw)
 
     def _build(self, dedup: bool, progress: bool) -> list[_Group]:
@@ -390,16 +391,21 @@ class Mixture:
         self._par(lambda gr: gr.engine.advance(s, a, r, s2, term, trunc), self.groups)
         self._cache = None
 
-    def predict_history(self, history: Any, *, progress: bool = False, watch: Sequence[str | Program] = ()) -> np.ndarray:
+    def predict_history(self, history: Any, *, progress: bool = False, watch: Sequence[str | Program] = (),
+                        start: int = 0, watch_equivalent: bool = False) -> np.ndarray:
         """Teacher-forced fast path: the predictive before every step of ``history`` ([T, A]),
         conditioning the mixture on it (identical to the step loop of ``action_probs`` then
         ``observe(..., intervention=False)``).
 
         ``watch``: programs whose class posterior mass is recorded after every step, in
-        ``self.watch_trace`` ([T, len(watch)])."""
+        ``self.watch_trace`` ([T, len(watch)]). ``start``: begin at that step (the mixture has
+        already seen the steps before it); rows before ``start`` of the result are not filled.
+        ``watch_equivalent``: also record, in ``self.watch_equivalent_trace`` [T], the posterior
+        mass of the hypotheses whose action distributions equalled the first watched program's
+        (to 1e-9) at every step so far -- the programs this history cannot tell from it."""
         self._check_history(history)
         T = len(history)
-        out = np.empty((T, self.n_actions))
+        out = np.full((T, self.n_actions), np.nan)
         obs = np.asarray(history.obs).astype(np.int64).reshape(T)
         act = np.asarray(history.action).astype(np.int64)
         rew = np.asarray(history.reward, dtype=np.float64)
@@ -417,14 +423,28 @@ class Mixture:
                 nxt[-1] = -1  # the successor of the last step was not recorded
         watched = [self._class_rows(w) for w in watch]
         self.watch_trace = np.zeros((T, len(watched)))
+        agree = None
+        if watch_equivalent and watched and watched[0].size:
+            rep = int(watched[0][0])
+            n_exp = sum(g.engine.n for g in self.groups if g.name != "family")
+            agree = np.zeros(self.n_hypotheses, dtype=bool)
+            agree[:n_exp] = True
+            self.watch_equivalent_trace = np.zeros(T)
         it = range(T)
         if progress:
             from tqdm import tqdm
 
             it = tqdm(it, desc="mixture", unit="step", unit_scale=True, mininterval=0.5)
+        if not 0 <= start <= T:
+            raise ValueError(f"start {start} outside a {T}-step history")
         for t in it:
+            if t < start:
+                continue
             s = int(obs[t])
             out[t] = self._predict(s)
+            if agree is not None:
+                P = np.concatenate([g.engine.all_probs() for g in self.groups if g.name != "family"])
+                agree[:P.shape[0]] &= np.abs(P - P[rep][None, :]).max(axis=1) <= 1e-9
             s2 = int(nxt[t])
             if s2 < 0:
                 # last step of a history cut mid-episode: evidence only, no transition to learn from
@@ -434,6 +454,8 @@ class Mixture:
                 self._step(s, int(act[t]), float(rew[t]), s2, bool(term[t]), bool(trunc[t]), True)
             if watched:
                 self.watch_trace[t] = self._watch_masses(watched)
+            if agree is not None:
+                self.watch_equivalent_trace[t] = self._watch_masses([np.flatnonzero(agree)])[0]
         return out
 
     def _class_rows(self, program: str | Program) -> np.ndarray:
@@ -482,6 +504,64 @@ class Mixture:
     def clone(self) -> "Mixture":
         """An independent copy (same beliefs and program states)."""
         return copy.deepcopy(self)
+
+    def compact(self, nats: float = 760.0) -> "Mixture":
+        """A copy holding only the hypotheses whose weight is not 0.0 in float64 (log weight within
+        ``nats`` of the best; exp(-745.2) underflows to 0), with their current program states.
+
+        For acting with frozen beliefs (closed loop): the hypotheses left out have weight exactly
+        0 in every prediction, so the actions are those of the full mixture (up to summation
+        order). Do not show the compacted mixture more evidence expecting the full posterior:
+        the left-out hypotheses could have regained weight."""
+        new = copy.copy(self)
+        M = max(float(lw.max()) for lw in self.logw)
+        groups, logw, log_prior, fps = [], [], [], []
+        off = 0
+        for gr, lw, lp in zip(self.groups, self.logw, self.log_prior):
+            n = gr.engine.n
+            keep = np.flatnonzero(lw >= M - nats)
+            fp = None if self.fingerprints is None or gr.name == "family" else self.fingerprints[off:off + n]
+            off += n
+            if gr.name == "family":
+                eng = copy.deepcopy(gr.engine)
+                groups.append(_Group(gr.name, eng, gr.log2w, gr.bits, gr.members, gr.refs))
+                logw.append(lw.copy())
+                log_prior.append(lp.copy())
+                continue
+            if keep.size == 0:
+                continue
+            eng = self._subset_engine(gr, keep)
+            perm = getattr(eng, "variant_order", np.arange(keep.size))
+            keep = keep[perm]
+            self._transfer_state(gr.engine, eng, keep)
+            ng = _Group(gr.name, eng, gr.log2w[keep], gr.bits[keep], gr.members[keep], [gr.refs[i] for i in keep])
+            groups.append(ng)
+            logw.append(lw[keep].copy())
+            log_prior.append(lp[keep].copy())
+            if fp is not None:
+                fps.append(fp[keep])
+        new.groups, new.logw, new.log_prior = groups, logw, log_prior
+        new.fingerprints = np.concatenate(fps) if (self.fingerprints is not None and fps) else None
+        new.family = next((g.engine for g in groups if g.name == "family"), None)
+        new.mix_log_loss = list(self.mix_log_loss)
+        new.rng = copy.deepcopy(self.rng)
+        new._cache, new._act, new._act_age, new._pool = None, None, 0, None
+        new.compacted_from = self.n_hypotheses
+        return new
+
+    @staticmethod
+    def _transfer_state(old: Any, new: Any, keep: np.ndarray) -> None:
+        """Copy the program states of rows ``keep`` of engine ``old`` into ``new``."""
+        if isinstance(old, TDEngine):
+            new.N = old.N.copy()
+            new.pending = old.pending
+            t_old = old.values_of_variants()[keep]
+            t_new = new.values_of_variants()
+            new.Q[:, :, t_new] = old.Q[:, :, t_old]
+        elif isinstance(old, UCBEngine):
+            new.N, new.sum = old.N.copy(), old.sum.copy()
+        elif isinstance(old, ThompsonEngine):
+            new.alpha, new.beta = old.alpha[keep].copy(), old.beta[keep].copy()
 
     # ------------------------------------------------------------------------------- beliefs
     def _flat(self, attr: str) -> np.ndarray:
