@@ -42,6 +42,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=1500, help="teacher episodes (bandit: pulls) (default 1500)")
     p.add_argument("--explore-kinds", nargs="+", default=None,
                    help="action rules a drawn TD teacher may use (default: eps_greedy softmax count_bonus; bandit: greedy eps_greedy)")
+    p.add_argument("--draw", choices=("prior", "uniform"), default="prior",
+                   help="draw teachers from the prior 2^-bits (default) or uniformly among the family's programs in budget")
     p.add_argument("--out", required=True, help="results JSON (written atomically; must not exist)")
     p.add_argument("--progress", action="store_true", help="progress bars")
     return p
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bar = tqdm(total=len(runs), desc="identify", unit="run")
     for fam, d in runs:
         rng = np.random.default_rng([args.draw_seed, d, sum(map(ord, fam))])
-        prog = draw_program(base.grammar, fam, rng, max_bits=args.budget, explore_kinds=kinds)
+        prog = draw_program(base.grammar, fam, rng, max_bits=args.budget, explore_kinds=kinds, how=args.draw)
         name, opts = teacher_for(prog, bandit=base.grammar.bandit)
         kw = _env_kwargs(args.env, args.size, d)
         env = gym.make(env_id, **kw)

@@ -31,13 +31,53 @@ def _decode_random(decode: Callable[[str, int], tuple[Any, int]], rng: np.random
             n *= 2  # the code word was longer than the flips drawn: draw more (same prefix law)
 
 
+def family_programs(grammar: Grammar, family: str, *, max_bits: float,
+                     explore_kinds: Sequence[str] = ("greedy", "eps_greedy", "softmax", "count_bonus")) -> list[Program]:
+    """Every program of ``family`` with at most ``max_bits`` bits (and an allowed action rule)."""
+    out: list[Program] = []
+    room = int(max_bits)
+    if family == "UCB1":
+        return [UCB1(c) for c, b in C.positive_rationals(room - 3)]
+    if family == "Thompson":
+        return [Thompson(a, b) for a in range(1, 2 ** ((room - 3) // 2) + 1) for b in range(1, 2 ** ((room - 3) // 2) + 1)
+                if grammar.bits(Thompson(a, b)) <= max_bits]
+    target = Leaf("r") if family == "BanditEpsGreedy" else CANONICAL_TREE[family]
+    fixed = 1 + (2 if family == "BanditEpsGreedy" else 7)
+    rest = max_bits - fixed
+    inits = C.signed_rationals(int(rest))
+    alphas = [(None, 1)] + [(a, 1 + b) for a, b in C.unit_rationals(int(rest) - 1)]
+    gammas = [(None, 0)] if family == "BanditEpsGreedy" else C.unit_rationals(int(rest))
+    explores = [Explore("greedy")] + [Explore("eps_greedy", v) for v, _ in C.unit_rationals(int(rest) - 2)]
+    explores += [Explore(k, v) for k in ("softmax", "count_bonus") for v, _ in C.powers_of_two(int(rest) - 2)]
+    explores = [(e, e.bits()) for e in explores if e.kind in explore_kinds]
+    for i, bi in inits:
+        for a, ba in alphas:
+            if bi + ba > rest:
+                continue
+            for gm, bg in gammas:
+                if bi + ba + bg > rest:
+                    continue
+                for e, be in explores:
+                    if bi + ba + bg + be <= rest:
+                        out.append(TD(i, a, target, gm, e))
+    return out
+
+
 def draw_program(grammar: Grammar, family: str, rng: np.random.Generator, *, max_bits: float,
                  explore_kinds: Sequence[str] = ("greedy", "eps_greedy", "softmax", "count_bonus"),
-                 max_tries: int = 100000) -> Program:
-    """A program of ``family`` drawn from the grammar's prior, conditioned on ``bits <= max_bits``
-    (and on the action rule being one of ``explore_kinds``)."""
+                 how: str = "prior", max_tries: int = 100000) -> Program:
+    """A program of ``family`` with ``bits <= max_bits`` and an action rule in ``explore_kinds``:
+    ``how="prior"`` draws from the grammar's prior (2^-bits, by decoding coin flips);
+    ``how="uniform"`` draws uniformly among all such programs (longer, more varied parameters)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; families: {', '.join(FAMILIES)}")
+    if how == "uniform":
+        progs = family_programs(grammar, family, max_bits=max_bits, explore_kinds=explore_kinds)
+        if not progs:
+            raise ValueError(f"no {family} program of at most {max_bits} bits")
+        return progs[int(rng.integers(len(progs)))]
+    if how != "prior":
+        raise ValueError(f"how must be 'prior' or 'uniform', got {how!r}")
     for _ in range(max_tries):
         if family in ("QLearning", "SARSA", "ExpectedSARSA", "BanditEpsGreedy"):
             init = _decode_random(C.signed_rational_decode, rng)
@@ -94,4 +134,4 @@ def teacher_for(program: Program, *, bandit: bool = False) -> tuple[str, dict[st
     return name, kw
 
 
-__all__ = ["draw_program", "teacher_for", "FAMILIES"]
+__all__ = ["draw_program", "family_programs", "teacher_for", "FAMILIES"]
