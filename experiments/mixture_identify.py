@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from learners.solomonoff.grammar import program_source
     from learners.solomonoff.mixture import Mixture
     from learners.teachers.base import make_teacher
+    from theory import bounds as TB
 
     env_id = ENVS[args.env]
     fams = args.families or DEFAULT_FAMILIES[args.env]
@@ -109,6 +110,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bound = assert_bound(mix, hist, teacher=prog, programs=[prog])
         T = len(hist)
         marks = np.unique(np.linspace(0, T - 1, 41).astype(int))
+        # the bounds of theory.bounds drawn over the measured curves (bits, cumulative)
+        bits = base.grammar.bits(prog)
+        cum_mix = np.cumsum(mix.mix_log_loss)
+        cum_teacher = np.cumsum(-np.log2(np.asarray(hist.teacher_probs, dtype=np.float64)[np.arange(T), hist.action]))
+        n = np.arange(1, T + 1)
+        bound_loss = TB.per_sequence_bound(cum_teacher, bits, mix.log2_normaliser, smoothed=False, smoothing_eps=mix.smoothing)
+        cum_kl = np.cumsum(score.kl_bits)
+        bound_kl = TB.expected_kl_bound(bits, mix.log2_normaliser, n, mix.smoothing)
         rows.append({
             "env": args.env, "env_kwargs": kw, "family": fam, "draw": d, "program": program_source(prog),
             "program_bits": base.grammar.bits(prog), "teacher": name, "teacher_options": opts, "steps": T,
@@ -123,6 +132,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "teacher_log_loss_bits": float(-np.log2(np.asarray(hist.teacher_probs)[np.arange(T), hist.action]).sum()),
             "bound": bound, "top": mix.top(3), "seconds": secs,
             "trace_steps": (marks + 1).tolist(), "trace_class_mass": trace[marks].tolist(),
+            "trace_mixture_log_loss_bits": cum_mix[marks].tolist(), "trace_teacher_log_loss_bits": cum_teacher[marks].tolist(),
+            "trace_per_sequence_bound_bits": bound_loss[marks].tolist(),
+            "trace_cumulative_kl_bits": cum_kl[marks].tolist(), "trace_expected_kl_bound_bits": bound_kl[marks].tolist(),
+            "regret_bits_final": float(cum_mix[-1] - cum_teacher[-1]),
+            "regret_bound_bits_final": float(bound_loss[-1] - cum_teacher[-1]),
         })
         if bar is not None:
             bar.update(1)

@@ -148,3 +148,17 @@ def test_budget_errors():
     kt = enumerate_programs(G, 14, max_kt=18)
     assert kt.n_explicit() < sp.n_explicit()
     assert (kt.td["bits"] + np.log2(kt.td["steps"]) <= 18 + 1e-9).all()
+
+
+def test_speed_prior_charges_compute():
+    g = Grammar(1, 3, bandit=True)
+    length = enumerate_programs(g, 12)
+    speed = enumerate_programs(g, 12, prior="speed")
+    # same programs, weights divided by their steps per prediction (Kt = bits + log2 steps)
+    assert np.array_equal(length.td["bits"], speed.td["bits"])
+    assert np.allclose(speed.td["log2w"], length.td["log2w"] - np.log2(speed.td["steps"]))
+    th_len = {p: w for p, _, w, _ in length.thompson}
+    for p, b, w, steps in speed.thompson:
+        assert w == pytest.approx(th_len[p] - np.log2(steps))
+    # Thompson sampling (a quadrature per step) is the most expensive program kind
+    assert min(s for *_, s in speed.thompson) > max(speed.td["steps"])
