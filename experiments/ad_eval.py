@@ -68,17 +68,28 @@ def load_run(path: str | Path) -> tuple[Any, dict[str, Any]]:
     return model, cfg
 
 
-def reference_teacher(spec: Any, tasks: list[dict], episodes: int, seeds: int) -> np.ndarray:
-    """Returns ``[tasks, seeds, episodes]`` of the spec's first teacher learning each task from scratch."""
+def reference_teacher_spec(spec: Any, given: dict | None) -> dict:
+    """The tabular teacher results are measured against: ``given``, else the spec's first teacher,
+    else (noise-injected data) Dark Room's standard Q-learning teacher."""
+    if given:
+        return dict(given)
+    if spec.source == "teacher":
+        return dict(spec.teachers[0])
+    return {"name": "thompson"} if spec.env_id == "hypospace/Bandit-v0" else {"name": "q_learning"}
+
+
+def reference_runs(spec: Any, teacher: dict, tasks: list[dict], episodes: int, seeds: int) -> list:
+    """Histories of ``teacher`` learning each held-out task from scratch, ``[tasks][seeds]``."""
     from learners.transformer.corpus import HistoryJob
 
-    out = np.zeros((len(tasks), seeds, episodes))
-    for i, task in enumerate(tasks):
-        for s in range(seeds):
-            job = HistoryJob(spec.env_id, task, dict(spec.teachers[0]), 10_000 + s, 20_000 + s, episodes, spec.source,
-                             (spec.noise_episodes, spec.noise_final))
-            out[i, s] = job.record(None).episode_returns()[:episodes]
-    return out
+    return [[HistoryJob(spec.env_id, task, dict(teacher), 10_000 + s, 20_000 + s, episodes, "teacher", (1, 0.0)).record(None)
+             for s in range(seeds)] for task in tasks]
+
+
+def reference_teacher(spec: Any, teacher: dict, tasks: list[dict], episodes: int, seeds: int) -> np.ndarray:
+    """Returns ``[tasks, seeds, episodes]`` of ``teacher`` learning each task from scratch."""
+    runs = reference_runs(spec, teacher, tasks, episodes, seeds)
+    return np.array([[h.episode_returns()[:episodes] for h in row] for row in runs])
 
 
 def uniform_returns(env_id: str, tasks: list[dict], episodes: int, seeds: int) -> np.ndarray:
@@ -141,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", type=int, default=None, help="held-out tasks (default: the preset's)")
     p.add_argument("--reference-episodes", type=int, default=1000, help="Dark Room: episodes the reference teacher learns for (default: 1000)")
     p.add_argument("--reference-seeds", type=int, default=3, help="seeds of the reference teacher per task (default: 3)")
+    p.add_argument("--reference-teacher", type=json.loads, default=None,
+                   help='teacher results are measured against, JSON like {"name": "q_learning"} (default: the '
+                        "training histories' teacher; Dark Room's standard Q-learning for noise-injected data)")
     p.add_argument("--tf-histories", type=int, default=16, help="held-out teacher histories for teacher-forced KL (default: 16)")
     p.add_argument("--cache-dir", default="data/transformer", help="history cache (default: data/transformer)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
@@ -191,19 +205,13 @@ def main(argv: list[str] | None = None) -> int:
                 per_run.append(r.returns.reshape(len(tasks), seeds, episodes))
         return per_run
 
+    ref_teacher = reference_teacher_spec(spec, args.reference_teacher)
+    result["reference_teacher"] = ref_teacher
     if bandit:
         T = episodes
-        ref = reference_teacher(spec, tasks, T, seeds)  # Thompson's own rewards; regret from its actions below
-        from learners.transformer.corpus import HistoryJob
-
-        th_reg = []
-        for i, task in enumerate(tasks):
-            for s in range(seeds):
-                job = HistoryJob(spec.env_id, task, dict(spec.teachers[0]), 10_000 + s, 20_000 + s, T, spec.source,
-                                 (spec.noise_episodes, spec.noise_final))
-                a = np.asarray(job.record(None).action)[None, None]
-                th_reg.append(bandit_regret([task], a, 1)[0, 0])
-        th_reg = np.mean(th_reg, 0)
+        runs = reference_runs(spec, ref_teacher, tasks, T, seeds)
+        th_reg = np.mean([bandit_regret([task], np.asarray(h.action)[None, None], 1)[0, 0]
+                          for task, row in zip(tasks, runs) for h in row], 0)
         means = np.array([t["means"] for t in tasks])
         rand_reg = float((means.max(1) - means.mean(1)).mean())
         q = lambda x: [float(np.mean(c)) for c in np.array_split(np.asarray(x), 4, axis=-1)]  # noqa: E731
@@ -218,13 +226,26 @@ def main(argv: list[str] | None = None) -> int:
             result["regret_by_quarter"].update({"expert_mean": m2.tolist(), "expert_ci95": h2.tolist()})
     else:
         opt = np.array([optimal_return(spec.env_id, **t) for t in tasks])
-        ref = reference_teacher(spec, tasks, args.reference_episodes, args.reference_seeds)
+        ref = reference_teacher(spec, ref_teacher, tasks, args.reference_episodes, args.reference_seeds)
         tail = max(1, args.reference_episodes // 10)
         final = ref[:, :, -tail:].mean((1, 2))  # [tasks] teacher's final return
         uni = uniform_returns(spec.env_id, tasks, episodes, seeds)
         norm = lambda R: (R / final[:, None, None]).mean((0, 1))  # noqa: E731  [E]
-        ad = np.array([norm(R) for R in curves(loaded)])  # [runs, E]
+        raw = curves(loaded)
+        ad = np.array([norm(R) for R in raw])  # [runs, E]
         m, h = t_interval(ad)
+        late = slice(max(0, episodes - 5), episodes)
+        hm, hh = t_interval(ad[:, late].mean(1))
+        fm, fh = t_interval(ad[:, :3].mean(1))
+        result["headline"] = {
+            "last5_episodes": [late.start + 1, episodes], "ad_last5_mean": float(hm), "ad_last5_ci95": float(hh),
+            "ad_first3_mean": float(fm), "ad_first3_ci95": float(fh), "uniform_first3": float(norm(uni)[:3].mean()),
+            "target": 0.7, "reached": bool(hm >= 0.7),
+        }
+        # Per held-out goal (over the last 5 episodes, runs and seeds): where does it fail?
+        per_goal = np.mean([(R[:, :, late] / final[:, None, None]).mean((1, 2)) for R in raw], 0)
+        result["per_task_last5"] = [{"task": t, "optimal": float(o), "teacher_final": float(f), "ad": float(g)}
+                                    for t, o, f, g in zip(tasks, opt, final, per_goal)]
         result["teacher_final_return"] = {"mean": float(final.mean()), "per_task": final.tolist(),
                                           "optimal_mean": float(opt.mean()), "fraction_of_optimal": float((final / opt).mean())}
         result["normalised_return"] = {
@@ -235,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         if expert:
             ed = np.array([norm(R) for R in curves(expert)])
             m2, h2 = t_interval(ed)
+            em, eh = t_interval(ed[:, late].mean(1))
+            result["headline"].update({"expert_last5_mean": float(em), "expert_last5_ci95": float(eh)})
             result["normalised_return"].update({"expert_mean": m2.tolist(), "expert_ci95": h2.tolist(), "expert_per_run": ed.tolist()})
     # Teacher-forced tracking on held-out teachers.
     val_jobs = jobs(spec, "val")
@@ -259,6 +282,11 @@ def print_table(res: dict[str, Any]) -> None:
         for e in sorted(set([0, 1, 2, 4, 9, 14, 19, 24, 29, 34, 39, E - 1]) & set(range(E))):
             ed = f"{n['expert_mean'][e]:.3f} ± {n['expert_ci95'][e]:.3f}" if "expert_mean" in n else "-"
             print(f"{e + 1:7d}  {n['ad_mean'][e]:.3f} ± {n['ad_ci95'][e]:.3f}{'':22s}{ed:18s}  {n['uniform'][e]:.3f}    {n['teacher_learning'][e]:.3f}")
+    if "headline" in res:
+        hd = res["headline"]
+        print(f"headline: AD episodes {hd['last5_episodes'][0]}-{hd['last5_episodes'][1]}: {hd['ad_last5_mean']:.3f} ± {hd['ad_last5_ci95']:.3f} "
+              f"of the teacher's final return (target {hd['target']}); first 3 episodes {hd['ad_first3_mean']:.3f} "
+              f"(uniform {hd['uniform_first3']:.3f})" + (f"; expert distillation {hd['expert_last5_mean']:.3f} ± {hd['expert_last5_ci95']:.3f}" if "expert_last5_mean" in hd else ""))
     if "regret_by_quarter" in res:
         r = res["regret_by_quarter"]
         print("per-pull regret by quarter: AD", [f"{x:.3f}" for x in r["ad_mean"]], "±", [f"{x:.3f}" for x in r["ad_ci95"]])

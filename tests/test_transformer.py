@@ -233,10 +233,10 @@ def test_frame_stacks_are_rebuilt_from_single_frames(tmp_path):
     st = PackedStore.open(pack_histories([h], tmp_path / "p"))
     s = WindowSampler(st, context=16, subsample=[1], seed=0, frame_stack=3)
     b = s.batch(0, 2)
-    stack = b.tokens.obs[..., 0, 0].numpy()  # [B, K, 3]: the step index of each stacked frame
+    stack = b.tokens.obs[..., 0, 0].numpy().astype(int)  # [B, K, 3]: the step index of each stacked frame
     for row in stack:
         for st3 in row:
-            t = st3[-1]
+            t = int(st3[-1])
             e0 = t - t % ep_len
             assert list(st3) == [max(t - 2, e0), max(t - 1, e0), t]
     first = (np.arange(T) % ep_len) == 0

@@ -63,7 +63,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "default": {
             "data": {**_DARK_DATA, "seeds_per_task": 16, "episodes": 200},
             "model": {"obs_encoder": "grid", "context": 200, "n_layer": 4, "n_head": 4, "d_model": 64,
-                      "dropout": 0.1, "attn_dropout": 0.1, "embd_dropout": 0.1},
+                      "dropout": 0.1, "attn_dropout": 0.0, "embd_dropout": 0.1},
             "train": {"steps": 6000, "batch_size": 32, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 200,
                       "log_every": 50, "eval_every": 500, "checkpoint_every": 500, "subsample": [1, 2, 4, 8]},
             "eval": {"tasks": 16, "episodes": 40, "seeds": 4},
