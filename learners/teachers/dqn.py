@@ -10,7 +10,7 @@ What it is, exactly (every number is a ``DQNConfig`` field, i.e. a ``--flag``):
 * TD target ``r + gamma * max_a Q_target(s', a)`` (no bootstrap at ``terminated``; a time-limit
   truncation or a task switch bootstraps from the true final observation), rewards clipped to
   their sign for learning (``clip_rewards``; the history keeps the raw game score), MSE loss
-  (CleanRL; ``loss=huber`` for the Nature/Dopamine choice), Adam, hard target copy every
+  (CleanRL; ``loss=huber`` for the Nature/Dopamine choice), Adam (torch's fused kernel), hard target copy every
   ``target_update_every`` steps (``tau`` = 1);
 * step ``s`` (0-based) trains when ``s > learning_starts`` and ``s % train_every == 0`` and
   copies the target when ``s % target_update_every == 0`` -- CleanRL's loop;
@@ -248,7 +248,13 @@ class DQN(TeacherBase):
         return new
 
     def _new_optimizer(self) -> Any:
-        return _torch().optim.Adam(self.q.parameters(), lr=self.cfg.lr, eps=self.cfg.adam_eps)
+        # Fused Adam: the same update rule in one pass over each parameter (measured on this
+        # machine: ~1 ms per step against 5-15 ms for the default per-tensor loop on 1 thread).
+        torch = _torch()
+        try:
+            return torch.optim.Adam(self.q.parameters(), lr=self.cfg.lr, eps=self.cfg.adam_eps, fused=True)
+        except (RuntimeError, ValueError, TypeError):  # a device without a fused kernel
+            return torch.optim.Adam(self.q.parameters(), lr=self.cfg.lr, eps=self.cfg.adam_eps)
 
     # ------------------------------------------------------------------ observations
     def _frame(self, obs: Any) -> Any:
