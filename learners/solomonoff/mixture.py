@@ -371,7 +371,10 @@ class Mixture:
     def act(self, obs: Any) -> int:
         return sample_action(self.action_probs(obs), self.rng)
 
-    def observe(self, transition: Transition, *, intervention: bool = False) -> None:
+    def observe(self, transition: Transition, *, intervention: bool = True) -> None:
+        """``intervention=False``: the teacher's step (evidence: every weight is multiplied by the
+        program's probability of the action). ``intervention=True`` (the protocol's default): the
+        mixture acted itself; programs advance, weights do not change."""
         t = transition
         s, s2 = self._state(t.obs), self._state(t.next_obs)
         a = int(t.action)
