@@ -88,7 +88,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bar = tqdm(total=len(runs), desc="identify", unit="run")
     for fam, d in runs:
         rng = np.random.default_rng([args.draw_seed, d, sum(map(ord, fam))])
-        prog = draw_program(base.grammar, fam, rng, max_bits=args.budget, explore_kinds=kinds, how=args.draw)
+        for _ in range(1000):  # the prior conditioned on being in the mixture's space (e.g. its Kt budget)
+            prog = draw_program(base.grammar, fam, rng, max_bits=args.budget, explore_kinds=kinds, how=args.draw)
+            if base.class_info(prog)["hypotheses"]:
+                break
+        else:
+            raise ValueError(f"no {fam} program drawn lies in the mixture's space (budget {args.budget}, Kt {args.max_kt})")
         name, opts = teacher_for(prog, bandit=base.grammar.bandit)
         kw = _env_kwargs(args.env, args.size, d)
         env = gym.make(env_id, **kw)

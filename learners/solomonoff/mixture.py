@@ -427,12 +427,13 @@ class Mixture:
         watched = [self._class_rows(w) for w in watch]
         self.watch_trace = np.zeros((T, len(watched)))
         agree = None
+        if watch_equivalent:
+            self.watch_equivalent_trace = np.zeros(T)
         if watch_equivalent and watched and watched[0].size:
             rep = int(watched[0][0])
             n_exp = sum(g.engine.n for g in self.groups if g.name != "family")
             agree = np.zeros(self.n_hypotheses, dtype=bool)
             agree[:n_exp] = True
-            self.watch_equivalent_trace = np.zeros(T)
         it = range(T)
         if progress:
             from tqdm import tqdm
