@@ -9,7 +9,9 @@ evaluated); the loop side is ``semantics.ProgramAgent`` per program (one value t
 a random sample of the same programs for fewer steps. Figures are per hypothesis-step, so the
 ratio is like for like. A hypothesis is one explicit class the interpreter evaluates (programs
 merged symbolically, and with --dedup behaviourally, count once); ``program_steps_per_s``
-counts every program (code word) of the grammar those classes stand for. Wall-clock and
+counts every program (code word) of the grammar those classes stand for. For reference the
+run also measures the regime of DESIGN.md's known fact (500 Q-learning tables x 200
+epsilon-greedy variants each, ``shared_table_regime``). Wall-clock and
 process CPU time are both reported (the machine is shared; CPU time is the steadier figure).
 """
 from __future__ import annotations
@@ -32,7 +34,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loop-steps", type=int, default=300, help="steps of the per-program loop reference")
     p.add_argument("--dedup", action="store_true", help="merge equivalent programs first (fewer, slower to build)")
     p.add_argument("--threads", type=int, default=1, help="worker threads of the batched interpreter")
+    p.add_argument("--shared-tables", type=int, default=500, help="tables in the shared-table regime measurement")
+    p.add_argument("--shared-variants", type=int, default=200, help="epsilon-greedy variants per table in that regime")
     p.add_argument("--seed", type=int, default=0, help="teacher / sampling seed")
+
+
+def shared_regime(hist: Any, n_tables: int, n_variants: int, grammar: Any) -> dict[str, float]:
+    """The regime of DESIGN.md's known fact: n_tables Q-learning tables (distinct step sizes and
+    discounts) x n_variants epsilon-greedy action rules each, run with the same per-step work as
+    ``Mixture`` (predictive mix, posterior update, table updates) on the same history."""
+    from learners.solomonoff.interpreter import TDEngine
+    from theory import codes as C
+
+    rats = [float(v) for v, _ in C.unit_rationals(20)]
+    alphas, gammas = rats[: max(1, int(np.ceil(np.sqrt(n_tables))))], rats[: max(1, int(np.ceil(np.sqrt(n_tables))))]
+    pairs = [(a, g) for a in alphas for g in gammas][:n_tables]
+    tables = {"init": np.zeros(len(pairs)), "alpha": np.array([a for a, _ in pairs]),
+              "coef": np.tile([1.0, 0.0, 1.0, 0.0, 0.0], (len(pairs), 1)), "gamma": np.array([g for _, g in pairs]),
+              "pi_kind": np.full(len(pairs), -1), "pi_param": np.zeros(len(pairs))}
+    eps = np.array([0.0] + rats[: n_variants - 1])
+    variants = {"table": np.repeat(np.arange(len(pairs)), eps.size), "kind": np.zeros(len(pairs) * eps.size, np.int64),
+                "param": np.tile(eps, len(pairs))}
+    eng = TDEngine(grammar, tables, variants, 2.0 ** -10)
+    lw = np.zeros(eng.n)
+    T = len(hist)
+    obs, act, rew = np.asarray(hist.obs), np.asarray(hist.action), np.asarray(hist.reward)
+    term, trunc = np.asarray(hist.terminated), np.asarray(hist.truncated)
+    c0, w0 = time.process_time(), time.perf_counter()
+    for t in range(T):
+        s, a = int(obs[t]), int(act[t])
+        eng.prepare(s)
+        w = np.exp(lw - lw.max())
+        pred = eng.mix(w) / w.sum()
+        lw += eng.loglik(a)
+        eng.advance(s, a, float(rew[t]), int(hist.next_obs(t)), bool(term[t]), bool(trunc[t]))
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    assert np.isfinite(pred).all()
+    return {"hypothesis_steps_per_s": eng.n * T / wall, "hypothesis_steps_per_s_cpu": eng.n * T / cpu,
+            "n_programs": eng.n, "n_value_tables": eng.n_tables}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -81,6 +120,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ag.observe(tr, intervention=False)
     loop_wall, loop_cpu = time.perf_counter() - w1, time.process_time() - c1
     loop = len(agents) * steps / loop_wall
+    shared = shared_regime(hist, args.shared_tables, args.shared_variants, mix.grammar)
 
     return {
         "hypothesis_steps_per_s": batched,
@@ -100,6 +140,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "loop_programs": len(agents),
         "loop_steps": steps,
         "build_seconds": build_s,
+        "shared_table_regime": shared,
         "threads": args.threads,
         "load_average": os.getloadavg()[0],
         "targets": {"hypothesis_steps_per_s": 1e8, "speedup_vs_loop": 100, "n_programs": 1e5},
