@@ -6,6 +6,7 @@ leaving any run already on disk loadable."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import random
 import signal
@@ -19,6 +20,7 @@ import pytest
 
 from experiments import train_dqn
 from learners import LearningHistory
+from learners.checkpoint import load_state
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,15 +65,25 @@ def test_sigkill_then_resume_is_bit_identical(reference, tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "experiments.train_dqn", *atari_args(out)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    ck = out.with_name(out.name + ".partial") / "checkpoint" / "state.json"
+    partial = out.with_name(out.name + ".partial")
     deadline = time.time() + 120
-    while not ck.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert ck.exists(), proc.stderr.read().decode() if proc.poll() is not None else "no checkpoint in time"
-    time.sleep(random.uniform(0.0, 1.5))  # a random step after the first checkpoint
+
+    def rows() -> int:  # steps made durable by the last checkpoint (written just before it)
+        try:
+            return json.loads((partial / "partial.json").read_text())["rows"]
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    # Wait for a checkpoint after learning started (Adam moments, a trained replay), then kill
+    # at a random later step: the resume point falls anywhere from step 180 to the transplant.
+    while rows() < 180 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert rows() >= 180, proc.stderr.read().decode() if proc.poll() is not None else "no checkpoint in time"
+    time.sleep(random.uniform(0.0, 1.5))
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
-    assert not out.exists() and out.with_name(out.name + ".partial").exists()
+    assert not out.exists() and partial.exists()
+    assert load_state(partial / "checkpoint")["recorder"]["t"] >= 180
     assert train_dqn.main(["--resume", str(out), "--no-progress"]) == 0
     a, b = LearningHistory.load(reference), LearningHistory.load(out)
     assert_same_history(a, b)

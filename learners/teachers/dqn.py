@@ -474,6 +474,13 @@ class DQN(TeacherBase):
         o = state["optimizer"]
         self.optimizer.load_state_dict({"state": {int(k): dict(v) for k, v in o["state"].items()},
                                         "param_groups": [dict(g) for g in o["param_groups"]]})
+        # Moments come back in the default layout; give them their parameter's (channels_last)
+        # strides: the fused Adam kernel walks param, grad and moments as one flat buffer.
+        for p in self.q.parameters():
+            st = self.optimizer.state.get(p, {})
+            for k, v in st.items():
+                if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                    st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
         c = state["counters"]
         self.t, self.eps_origin, self.learn_origin = int(c["t"]), int(c["eps_origin"]), int(c["learn_origin"])
         self.n_updates, self.episodes = int(c["n_updates"]), int(c["episodes"])
