@@ -241,3 +241,22 @@ def test_frame_stacks_are_rebuilt_from_single_frames(tmp_path):
             assert list(st3) == [max(t - 2, e0), max(t - 1, e0), t]
     first = (np.arange(T) % ep_len) == 0
     assert np.array_equal(_stack_frames(frames, first, 3)[..., 0, 0][9], [8, 8, 9])
+
+
+def test_pixel_agent_fast_path_matches_step_loop():
+    """Atari-style: single stored frames, stacks rebuilt per episode, contexts sliding."""
+    from experiments.protocol import teacher_forced
+
+    torch.manual_seed(0)
+    m = ADTransformer(ModelConfig(n_actions=4, obs_encoder="pixels", frame_stack=4, context=8, n_layer=1, n_head=2,
+                                  d_model=32, dropout=0.0, attn_dropout=0.0, embd_dropout=0.0)).eval()
+    rng = np.random.default_rng(0)
+    T = 15
+    frames = rng.integers(0, 256, (T, 84, 84), dtype=np.uint8)
+    trunc = (np.arange(T) % 5) == 4
+    h = LearningHistory.from_arrays(obs=frames, action=rng.integers(0, 4, T), reward=np.zeros(T), terminated=np.zeros(T, bool),
+                                    truncated=trunc, teacher_probs=np.full((T, 4), 0.25),
+                                    final_obs={int(t): frames[t] for t in np.flatnonzero(trunc)})
+    fast = teacher_forced(TransformerImitator(m), h).probs
+    loop = teacher_forced(TransformerImitator(m), h, use_fast_path=False).probs
+    assert np.allclose(fast, loop, atol=1e-6)

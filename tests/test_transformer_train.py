@@ -181,3 +181,29 @@ def test_ddp_two_processes_match_one_process(cache, tmp_path):
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
     cfg = json.loads((tmp_path / "two" / "config.json").read_text())
     assert cfg["config"]["train"]["micro_batches"] == 2
+
+
+@pytest.mark.slow
+def test_cli_sigkill_then_resume_gives_the_same_weights(cache, tmp_path):
+    """A real kill (SIGKILL mid-run) of the CLI, then --resume: same weights as an unkilled run."""
+    import signal
+    import time
+
+    common = ["-m", "experiments.train_transformer", "--env", "darkroom", "--preset", "smoke", "--cache-dir", str(cache),
+              "--no-progress", "--steps", "400", "--checkpoint-every", "40", "--model-dropout", "0.1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "full")], cwd=REPO, env=env, capture_output=True, text=True)
+    assert full.returncode == 0, full.stderr
+    p = subprocess.Popen([sys.executable, *common, "--out", str(tmp_path / "k")], cwd=REPO, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / "k" / "checkpoints" / "step_00000080").exists():
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not (tmp_path / "k" / "model").exists()  # killed before the end
+    r = subprocess.run([sys.executable, "-m", "experiments.train_transformer", "--resume", "--out", str(tmp_path / "k"),
+                        "--cache-dir", str(cache), "--no-progress"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "k")
+    assert all(torch.equal(a[k], b[k]) for k in a)
