@@ -153,3 +153,4 @@ def test_dedup_adds_weights_and_rarely_merges_distinct_programs(base):
     joint = len({(tuple(a), tuple(b)) for a, b in zip(f_old, f_new)})
     assert old_classes == base.dedup_stats["explicit_after"]
     assert joint - old_classes <= 0.05 * old_classes
+    base.check_bound()
