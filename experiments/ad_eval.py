@@ -124,7 +124,7 @@ def teacher_forced_kl(model, val_paths: list[Path], max_histories: int) -> dict[
     from learners.history import LearningHistory
     from learners.transformer.agent import TransformerImitator
 
-    early, late, u_early, u_late = [], [], [], []
+    early, late, u_early, u_late, dec = [], [], [], [], []
     for p in val_paths[:max_histories]:
         h = LearningHistory.load(p)
         res = teacher_forced(TransformerImitator(model), h)
@@ -132,13 +132,14 @@ def teacher_forced_kl(model, val_paths: list[Path], max_histories: int) -> dict[
         ep = np.asarray(h.episode)
         E = h.n_episodes
         lo, hi = ep < max(1, int(0.2 * E)), ep >= E - max(1, int(0.2 * E))
+        dec.append([res.kl_bits[(ep >= E * i / 10) & (ep < E * (i + 1) / 10)].mean() for i in range(10)])
         early.append(res.kl_bits[lo].mean())
         late.append(res.kl_bits[hi].mean())
         u_early.append(uni.kl_bits[lo].mean())
         u_late.append(uni.kl_bits[hi].mean())
     return {"kl_bits_early": float(np.mean(early)), "kl_bits_late": float(np.mean(late)),
             "uniform_kl_bits_early": float(np.mean(u_early)), "uniform_kl_bits_late": float(np.mean(u_late)),
-            "histories": len(early)}
+            "kl_bits_by_decile": np.mean(dec, 0).tolist(), "histories": len(early)}
 
 
 def main(argv: list[str] | None = None) -> int:
