@@ -6,8 +6,26 @@
 
 Each preset is ``{"data": DataSpec fields, "model": ModelConfig fields, "train": TrainConfig
 fields, "eval": evaluation settings}``; the CLI fills the env-given model fields (actions,
-observation count, grid shape) and applies command-line overrides on top. The choices and the
-experiments behind them are documented in ``experiments/ad_eval.py`` and the closing report.
+observation count, grid shape) and applies command-line overrides on top.
+
+Why the Dark Room ``default`` looks the way it does (pilots: one training seed, 3000 updates of
+32 windows x 200 tokens, held-out goals, mean return of in-context episodes 36-40 as a fraction
+of the tabular Q-learning teacher's final return; uniform random ~0.01):
+
+=====================================================================  =========
+pilot                                                                  ep 36-40
+=====================================================================  =========
+table encoder, 200-episode Q-learning histories, strides 1/2/4/8        0.35
+grid (row + column) encoder, same data and strides                      0.46
+grid, strides 4/8/16                                                    0.67
+grid, 300-episode histories, strides 8/16/32                            0.70
+grid, AD-eps noise-injected histories (noise 1 -> 0 over 50 episodes)   0.78
+=====================================================================  =========
+
+The table encoder's held-out KL stays far above its training KL (memorised goals); the grid
+encoder's does not. Large strides make each context episode stand for 8-32 teacher episodes,
+so the model improves in context much faster than the teacher does. Attention dropout is off:
+on CPU it sends attention down PyTorch's unfused path (2.5x slower per update).
 """
 from __future__ import annotations
 
