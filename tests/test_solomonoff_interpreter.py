@@ -1,7 +1,7 @@
 """Batched interpreter = reference semantics = the real teachers, step by step.
 
 * every TD program of a random sample of an enumerated space: batched probabilities and value
-  tables bit-identical to the one-program reference interpreter on histories with terminal
+  tables equal (to 1e-12, i.e. up to rounding) to the one-program reference interpreter on histories with terminal
   steps, time-limit truncations and pending SARSA updates;
 * the closed-form families equal the explicit Bayes mixture over all their members;
 * recorded histories of the tabular and bandit teachers: the program with the teacher's
@@ -62,9 +62,11 @@ def test_td_engine_equals_reference(S, A, bandit, budget):
     agents = [ProgramAgent(p, g, smoothing=SM) for p in progs]
     prof = EnvProfile(S, A, bandit=bandit, episode_len=None if bandit else 6, can_terminate=True, rewards=(0.0, 0.5, 1.0))
     probe = probe_histories(prof, n=1, length=500, seed=3)[0]
-    assert _run(eng, agents, probe) == 0.0
+    # Equal to rounding: numpy's vectorised exp over a batch and its scalar exp over one program
+    # may round differently (by CPU), and expected-SARSA targets carry that into the tables.
+    assert _run(eng, agents, probe) <= 1e-12
     Q = eng.table_values()[eng.values_of_variants()]
-    assert np.array_equal(Q, np.array([ag.Q for ag in agents]))
+    np.testing.assert_allclose(Q, np.array([ag.Q for ag in agents]), rtol=1e-12, atol=1e-12)
 
 
 def test_small_engines_equal_reference():
