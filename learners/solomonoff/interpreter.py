@@ -36,6 +36,22 @@ from learners.solomonoff.grammar import Grammar
 
 KINDS = ("eps", "softmax", "count_bonus")  # greedy is eps = 0
 
+try:
+    from learners.solomonoff import kernels as _K
+except ImportError:  # numba missing: the numpy path does the same work, ~5x slower
+    _K = None
+BACKENDS = ("numba", "numpy")
+
+
+def _resolve_backend(backend: str | None) -> str:
+    if backend is None:
+        return "numba" if _K is not None else "numpy"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "numba" and _K is None:
+        raise ImportError("backend 'numba' needs numba (pip install numba)")
+    return backend
+
 
 def _smooth_log(p: np.ndarray, smoothing: float, n_actions: int) -> np.ndarray:
     with np.errstate(divide="ignore"):
@@ -113,7 +129,8 @@ class TDEngine:
     Layout is action-major: ``Q[s]`` is ``[A, n_tables]`` and every per-program array is
     ``[A, n]``, so reductions over actions are A vector operations."""
 
-    def __init__(self, grammar: Grammar, tables: dict[str, np.ndarray], variants: dict[str, np.ndarray], smoothing: float):
+    def __init__(self, grammar: Grammar, tables: dict[str, np.ndarray], variants: dict[str, np.ndarray], smoothing: float,
+                 backend: str | None = None):
         self.S, self.A = grammar.n_states, grammar.n_actions
         self.smoothing = float(smoothing)
         coef = np.asarray(tables["coef"], dtype=np.float64).reshape(-1, 5)
@@ -176,7 +193,63 @@ class TDEngine:
                 g["greedy_mass"] = 1.0 - vp[sl]
             g["deferred"] = self.deferred[t].astype(np.int64)
             self.groups[name] = g
+        self.backend = _resolve_backend(backend)
+        if self.backend == "numba":
+            self._kernel_arrays(vt, vk, vp)
         self.reset()
+
+    KERNEL_BLOCK = 4096
+
+    def _kernel_arrays(self, vt: np.ndarray, vk: np.ndarray, vp: np.ndarray) -> None:
+        """Arrays of the compiled kernels (``kernels.td_variants_*``, ``kernels.expect_*``)."""
+        A, sm, B = self.A, self.smoothing, self.KERNEL_BLOCK
+        self.k_vt = vt.astype(np.uint64)
+        k_ = np.arange(A + 1, dtype=np.float64)
+        self.k_cb_lut = _smooth_log(np.where(k_ > 0, 1.0 / np.maximum(k_, 1), 0.0), sm, A)
+        for name, g in self.groups.items():
+            if name == "count_bonus":
+                # cdiv[(j * 2 + timing) * A + b] = c_j / sqrt(N_timing(s, b) + 1), built per state
+                g["k_cvals"], cidx = np.unique(g["param"], return_inverse=True)
+                g["k_cbase"] = ((cidx.reshape(-1) * 2 + g["deferred"]) * A).astype(np.uint64)
+            if name == "eps":
+                g["k_lut_row"] = g["lut_row"].astype(np.uint64)
+        # the count-bonus policies of the tables (for E_pi at s')
+        self.k_pcvals, pcidx = np.unique(self.pi_param, return_inverse=True)
+        self.k_pcidx = pcidx.reshape(-1).astype(np.uint64)
+        self.k_W, self.k_MX, self.k_CNT, self.k_G = (np.empty(B) for _ in range(4))
+        self.k_X, self.k_Y = np.empty((A, B)), np.empty((A, B))
+        self.k_E = np.zeros(self.n_tables)
+        self.k_IDX = np.empty(B, dtype=np.uint8)
+        self.k_TMX, self.k_TCNT = np.empty(self.n_tables), np.empty(self.n_tables)
+        self.k_TMASK = np.empty(self.n_tables, dtype=np.uint8)
+        if A > 8:
+            raise NotImplementedError("the compiled TD kernels keep argmax sets as 8-bit masks (A <= 8); use backend='numpy'")
+
+    def _kernel_variants(self, a: int, lw: np.ndarray, M: float, do_mix: bool, do_evidence: bool) -> tuple[float, np.ndarray, float]:
+        """Every rule's compiled pass at the prepared state: (Z, mix, max lw after)."""
+        s = self._s
+        pred = np.zeros(self.A)
+        Z, mx = 0.0, -np.inf
+        scratch = (self.k_W, self.k_X, self.k_MX, self.k_CNT, self.k_G)
+        _K.table_stats(self.Q, s, self.k_TMX, self.k_TCNT, self.k_TMASK, self.k_X)
+        for name, g in self.groups.items():
+            sl = g["slice"]
+            lwg, vt = lw[sl], self.k_vt[sl]
+            if name == "eps":
+                z, m = _K.td_variants_eps(a, vt, self.k_TCNT, self.k_TMASK, g["lut"], g["k_lut_row"], g["eps_each"],
+                                          g["greedy_mass"], lwg, M, do_mix, do_evidence, pred, self.k_W, self.k_MX,
+                                          self.k_CNT, self.k_G, self.k_IDX)
+            elif name == "softmax":
+                z, m = _K.td_variants_softmax(self.Q, s, a, vt, self.k_TMX, g["param"], lwg, M, do_mix, do_evidence,
+                                              self.smoothing, pred, *scratch)
+            else:
+                root = np.sqrt(self.N[:, s] + 1.0)                       # [2, A], as in _group_probs
+                cdiv = (g["k_cvals"][:, None, None] / root[None, :, :]).ravel()
+                z, m = _K.td_variants_bonus(self.Q, s, a, vt, g["k_cbase"], cdiv, self.k_cb_lut,
+                                            lwg, M, do_mix, do_evidence, pred, *scratch)
+            Z += z
+            mx = max(mx, m)
+        return Z, pred, mx
 
     # ------------------------------------------------------------------------------- state
     def reset(self) -> None:
@@ -201,12 +274,35 @@ class TDEngine:
 
     # ------------------------------------------------------------------------------- acting
     def prepare(self, s: int) -> None:
-        q = self.Q[s]                      # [A, n_tables]
+        """Set the state the action queries are about (the numpy statistics are computed on
+        first use: the compiled path reads ``Q[s]`` directly)."""
+        self._s = s
+        self._cache: dict[str, Any] = {}
+        self._stats = False
+
+    def _prep_stats(self) -> None:
+        if self._stats:
+            return
+        q = self.Q[self._s]                # [A, n_tables]
         mx = amax(q)
         mask = q == mx[None, :]
-        self._s, self._q, self._mx, self._mask = s, q, mx, mask
+        self._q, self._mx, self._mask = q, mx, mask
         self._cnt = acount(mask)
-        self._cache: dict[str, Any] = {}
+        self._stats = True
+
+    # compiled path (``kernels``): the mixture's hot loop ------------------------------------
+    def mix_logw(self, lw: np.ndarray, M: float) -> tuple[float, np.ndarray]:
+        """(Z, sum_v w_v p_v) with w = exp(lw - M), over every variant, at the prepared state."""
+        Z, pred, _ = self._kernel_variants(0, lw, M, True, False)
+        return Z, pred
+
+    def add_loglik(self, a: int, lw: np.ndarray) -> float:
+        """lw += every variant's smoothed log-probability of action a; returns max(lw)."""
+        return self._kernel_variants(a, lw, 0.0, False, True)[2]
+
+    def mix_and_evidence(self, a: int, lw: np.ndarray, M: float) -> tuple[float, np.ndarray, float]:
+        """``mix_logw`` then ``add_loglik`` in one pass: (Z, mix before the evidence, max(lw) after)."""
+        return self._kernel_variants(a, lw, M, True, True)
 
     def _inv_cnt(self) -> np.ndarray:
         v = self._cache.get("inv_cnt")
@@ -218,6 +314,7 @@ class TDEngine:
         """Raw probabilities [A, n_group] of the variants of one kind at the prepared state."""
         if name in self._cache:
             return self._cache[name]
+        self._prep_stats()
         g = self.groups[name]
         t = g["table"]
         if name == "eps":
@@ -253,6 +350,7 @@ class TDEngine:
 
     def mix(self, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """sum_v w_v p_v over the variants (``idx``: only rows idx, sorted, with weights w)."""
+        self._prep_stats()
         pred = np.zeros(self.A)
         for name, g in self.groups.items():
             sl = g["slice"]
@@ -280,6 +378,7 @@ class TDEngine:
         return pred
 
     def loglik(self, a: int) -> np.ndarray:
+        self._prep_stats()
         out = np.empty(self.n)
         for name, g in self.groups.items():
             if name == "eps":
@@ -306,6 +405,9 @@ class TDEngine:
     def _update(self, timing: bool, s: int, a: int, r: float, s2: int, terminated: bool, a2: int | None) -> None:
         sl = slice(self.n_imm, self.n_tables) if timing else slice(0, self.n_imm)
         if sl.stop <= sl.start:
+            return
+        if self.backend == "numba":
+            self._kernel_update(timing, sl, s, a, r, s2, terminated, a2)
             return
         cr, c1, cm, cn, ce, gam = (x[sl] for x in (self.cr, self.c1, self.cm, self.cn, self.ce, self.gamma))
         n_t = sl.stop - sl.start
@@ -334,6 +436,33 @@ class TDEngine:
         step = np.where(self.inv_count[sl], 1.0 / n_new, self.alpha[sl])
         qa = self.Q[s, a, sl]
         self.Q[s, a, sl] = qa + step * (y - qa)
+
+    def _kernel_update(self, timing: bool, sl: slice, s: int, a: int, r: float, s2: int, terminated: bool,
+                       a2: int | None) -> None:
+        E = self.k_E[sl.start:sl.stop]
+        E[:] = 0.0
+        if not terminated:
+            n2 = self.N[int(timing), s2]
+            for k in range(3):
+                b = self.blocks.get((timing, k))
+                if b is None:
+                    continue
+                if a2 is not None:
+                    b = self.blocks_e[(timing, k)]   # the next action is known: only E_pi terms need pi
+                    if b.stop == b.start:
+                        continue
+                Eb = E[b.start - sl.start:b.stop - sl.start]
+                if k == 0:
+                    _K.expect_eps(self.Q, s2, b.start, b.stop, self.pi_param, Eb, self.k_X, self.k_MX, self.k_CNT)
+                elif k == 1:
+                    _K.expect_softmax(self.Q, s2, b.start, b.stop, self.pi_param, Eb, self.k_X, self.k_MX, self.k_CNT, self.k_Y)
+                else:
+                    cdiv = (self.k_pcvals[:, None] / np.sqrt(n2 + 1.0)[None, :]).ravel()
+                    _K.expect_bonus(self.Q, s2, b.start, b.stop, self.k_pcidx, cdiv, Eb, self.k_X, self.k_MX, self.k_CNT, self.k_Y)
+        self.N[int(timing), s, a] += 1
+        _K.td_update(self.Q, sl.start, sl.stop, s, a, float(r), s2, bool(terminated), -1 if a2 is None else int(a2),
+                     int(self.N[int(timing), s, a]), self.cr, self.c1, self.cm, self.cn, self.ce, self.gamma,
+                     self.inv_count, self.alpha, E, self.k_X, self.k_MX)
 
     def advance(self, s: int, a: int, r: float, s2: int, terminated: bool, truncated: bool) -> None:
         if self.pending is not None:

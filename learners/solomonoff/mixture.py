@@ -333,9 +333,15 @@ class Mixture:
             self._act, self._act_age = act, 0
         return self._act
 
-    def _predict(self, s: int) -> np.ndarray:
+    def _predict(self, s: int, evidence: int | None = None) -> np.ndarray:
+        """The predictive at state s. ``evidence``: an action whose evidence the compiled engines
+        apply in the same pass (their ``mix_and_evidence``); their indices are left in
+        ``self._fused`` so that ``_step`` applies it to the others only."""
+        self._fused = ()
         if self._cache is not None and self._cache[0] == s:
             return self._cache[1]
+        fused = []
+
         def prep(k: int) -> float:
             self.groups[k].engine.prepare(s)
             return float(self.logw[k].max())
@@ -345,6 +351,13 @@ class Mixture:
 
         def part(k: int) -> tuple[float, np.ndarray | None]:
             lw, idx = self.logw[k], act[k]
+            eng = self.groups[k].engine
+            if getattr(eng, "backend", None) == "numba":
+                if evidence is None:
+                    return eng.mix_logw(lw, M)
+                fused.append(k)
+                z, m, _ = eng.mix_and_evidence(evidence, lw, M)
+                return z, m
             if idx is None:
                 w = np.exp(lw - M)
             elif idx.size == 0:
@@ -362,6 +375,7 @@ class Mixture:
         pred = (1.0 - self.smoothing) * (raw / Z) + self.smoothing / self.n_actions
         pred /= pred.sum()
         self._cache = (s, pred)
+        self._fused = tuple(fused)
         return pred
 
     def action_probs(self, obs: Any) -> np.ndarray:
@@ -382,17 +396,35 @@ class Mixture:
             raise HistoryMismatch(f"action {t.action!r} outside the grammar's {self.n_actions} actions")
         self._step(s, a, float(t.reward), s2, bool(t.terminated), bool(t.truncated), evidence=not intervention)
 
-    def _step(self, s: int, a: int, r: float, s2: int, term: bool, trunc: bool, evidence: bool) -> None:
+    def _step(self, s: int, a: int, r: float, s2: int, term: bool, trunc: bool, evidence: bool) -> np.ndarray | None:
+        """Evidence (if ``evidence``) then the transition; returns the predictive the evidence
+        was scored by."""
+        pred = None
         if evidence:
-            pred = self._predict(s)
-            self.mix_log_loss.append(-math.log2(pred[a]))
-            self._par(lambda k: self.logw[k].__iadd__(self.groups[k].engine.loglik(a)), range(len(self.groups)))
-            if self.family is not None:
-                self.family.evidence(s, a)
-            self.n_evidence += 1
-            self._act_age += 1
+            pred = self._evidence(s, a)
         self._par(lambda gr: gr.engine.advance(s, a, r, s2, term, trunc), self.groups)
         self._cache = None
+        return pred
+
+    def _evidence(self, s: int, a: int) -> np.ndarray:
+        pred = self._predict(s, evidence=a)
+        self.mix_log_loss.append(-math.log2(pred[a]))
+        done = self._fused
+        self._par(lambda k: None if k in done else self._add_loglik(k, a), range(len(self.groups)))
+        self._fused = ()
+        self._cache = None   # the weights changed
+        if self.family is not None:
+            self.family.evidence(s, a)
+        self.n_evidence += 1
+        self._act_age += 1
+        return pred
+
+    def _add_loglik(self, k: int, a: int) -> None:
+        eng = self.groups[k].engine
+        if getattr(eng, "backend", None) == "numba":
+            eng.add_loglik(a, self.logw[k])
+        else:
+            self.logw[k] += eng.loglik(a)
 
     def predict_history(self, history: Any, *, progress: bool = False, watch: Sequence[str | Program] = (),
                         start: int = 0, watch_equivalent: bool = False) -> np.ndarray:
@@ -445,17 +477,18 @@ class Mixture:
             if t < start:
                 continue
             s = int(obs[t])
-            out[t] = self._predict(s)
             if agree is not None:
+                for g in self.groups:
+                    g.engine.prepare(s)
                 P = np.concatenate([g.engine.all_probs() for g in self.groups if g.name != "family"])
                 agree[:P.shape[0]] &= np.abs(P - P[rep][None, :]).max(axis=1) <= 1e-9
             s2 = int(nxt[t])
             if s2 < 0:
                 # last step of a history cut mid-episode: evidence only, no transition to learn from
                 # (a learner would need the next observation); the state is left before the update
-                self._evidence_only(s, int(act[t]))
+                out[t] = self._evidence_only(s, int(act[t]))
             else:
-                self._step(s, int(act[t]), float(rew[t]), s2, bool(term[t]), bool(trunc[t]), True)
+                out[t] = self._step(s, int(act[t]), float(rew[t]), s2, bool(term[t]), bool(trunc[t]), True)
             if watched:
                 self.watch_trace[t] = self._watch_masses(watched)
             if agree is not None:
@@ -474,15 +507,10 @@ class Mixture:
         logz = m + math.log(float(np.exp(lw - m).sum()))
         return np.array([float(np.exp(lw[r] - logz).sum()) if r.size else 0.0 for r in watched])
 
-    def _evidence_only(self, s: int, a: int) -> None:
-        pred = self._predict(s)
-        self.mix_log_loss.append(-math.log2(pred[a]))
-        self._par(lambda k: self.logw[k].__iadd__(self.groups[k].engine.loglik(a)), range(len(self.groups)))
-        if self.family is not None:
-            self.family.evidence(s, a)
-        self.n_evidence += 1
-        self._act_age += 1
+    def _evidence_only(self, s: int, a: int) -> np.ndarray:
+        pred = self._evidence(s, a)
         self._cache = None
+        return pred
 
     def _check_history(self, history: Any) -> None:
         if history.n_actions != self.n_actions:
