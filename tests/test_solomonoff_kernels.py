@@ -63,17 +63,21 @@ def test_vexp_property(x):
     assert abs(o[0] - np.exp(x)) <= 2 * np.spacing(np.exp(x))
 
 
-def _engines(S, A, budget, seed):
+def _engines(S, A, budget, seed, table_block=None):
     g = Grammar(S, A)
     sp = enumerate_programs(g, budget, kinds=["TD"])
     idx = np.random.default_rng(seed).choice(sp.n_td, size=min(3000, sp.n_td), replace=False)
     t, v = _td_arrays_from_space(sp, idx)
-    return TDEngine(g, t, v, SM, backend="numpy"), TDEngine(g, t, v, SM, backend="numba")
+    return TDEngine(g, t, v, SM, backend="numpy"), TDEngine(g, t, v, SM, backend="numba", table_block=table_block)
 
 
-@pytest.mark.parametrize("S,A,budget", [(6, 5, 19), (4, 2, 17), (5, 3, 18)])
-def test_compiled_engine_equals_numpy_engine(S, A, budget):
-    ref, fast = _engines(S, A, budget, S * A)
+@pytest.mark.parametrize("S,A,budget,threads", [(6, 5, 19, 1), (4, 2, 17, 1), (5, 3, 18, 2)])
+def test_compiled_engine_equals_numpy_engine(S, A, budget, threads):
+    """Every entry point of the compiled engine (the fused ``step``; ``mix_and_evidence`` then
+    ``advance``; ``mix_logw``, ``add_loglik``, ``advance``) against the numpy engine."""
+    ref, fast = _engines(S, A, budget, S * A, table_block=64)   # several table blocks, split between threads
+    assert fast.k_nblocks > 4
+    fast.set_threads(threads)
     assert {"eps", "softmax", "count_bonus"} <= set(fast.groups)
     prof = EnvProfile(S, A, episode_len=7, can_terminate=True, rewards=(0.0, 0.5, 1.0))
     probe = probe_histories(prof, n=1, length=600, seed=S)[0]
@@ -87,7 +91,10 @@ def test_compiled_engine_equals_numpy_engine(S, A, budget):
         M = float(lw_ref.max())
         w = np.exp(lw_ref - M)
         mix_ref, Z_ref = ref.mix(w), float(w.sum())
-        if k % 2:
+        tr = (float(probe.reward[k]), int(probe.next_obs[k]), bool(probe.terminated[k]), bool(probe.truncated[k]))
+        if k % 3 == 0:
+            Z, mix, mx = fast.step(s, a, *tr, lw_fast, M)
+        elif k % 3 == 1:
             Z, mix, mx = fast.mix_and_evidence(a, lw_fast, M)
         else:
             Z, mix = fast.mix_logw(lw_fast, M)
@@ -96,9 +103,9 @@ def test_compiled_engine_equals_numpy_engine(S, A, budget):
         np.testing.assert_allclose(mix / Z, mix_ref / Z_ref, rtol=0, atol=1e-12)
         np.testing.assert_allclose(lw_fast, lw_ref, rtol=1e-13, atol=1e-12)
         assert mx == lw_fast.max()
-        for e in (ref, fast):
-            e.advance(s, a, float(probe.reward[k]), int(probe.next_obs[k]), bool(probe.terminated[k]),
-                      bool(probe.truncated[k]))
+        ref.advance(s, a, *tr)
+        if k % 3:
+            fast.advance(s, a, *tr)
         np.testing.assert_allclose(fast.Q, ref.Q, rtol=1e-12, atol=1e-12)
         assert (fast.N == ref.N).all()
 
@@ -120,7 +127,14 @@ def test_mixture_compiled_equals_numpy(monkeypatch):
     monkeypatch.setattr(I, "_resolve_backend", lambda b: "numpy")
     ref = Mixture.for_env("hypospace/DarkRoom-v0", 16.0, env_kwargs=kw)
     assert all(getattr(g.engine, "backend", "numpy") == "numpy" for g in ref.groups)
-    p_fast, p_ref = fast.predict_history(hist), ref.predict_history(hist)
+    monkeypatch.undo()
+    two = Mixture.for_env("hypospace/DarkRoom-v0", 16.0, env_kwargs=kw, threads=2)
+    td = [g.engine for g in two.groups if g.name == "td"]
+    assert len(td) == 1 and td[0].threads == 2       # one compiled engine splitting its blocks
+    p_fast, p_ref, p_two = fast.predict_history(hist), ref.predict_history(hist), two.predict_history(hist)
     np.testing.assert_allclose(p_fast, p_ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(p_two, p_fast, rtol=0, atol=1e-12)
     np.testing.assert_allclose(fast.posterior(), ref.posterior(), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(two.posterior(), fast.posterior(), rtol=1e-9, atol=1e-15)
     fast.check_bound()
+    two.check_bound()

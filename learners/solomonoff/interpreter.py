@@ -130,8 +130,10 @@ class TDEngine:
     ``[A, n]``, so reductions over actions are A vector operations."""
 
     def __init__(self, grammar: Grammar, tables: dict[str, np.ndarray], variants: dict[str, np.ndarray], smoothing: float,
-                 backend: str | None = None):
+                 backend: str | None = None, table_block: int | None = None):
         self.S, self.A = grammar.n_states, grammar.n_actions
+        if table_block is not None:
+            self.TABLE_BLOCK = int(table_block)   # tables per block of the compiled step (tests use small ones)
         self.smoothing = float(smoothing)
         coef = np.asarray(tables["coef"], dtype=np.float64).reshape(-1, 5)
         deferred = coef[:, 3] != 0
@@ -139,8 +141,9 @@ class TDEngine:
         if np.any(((coef[:, 3] != 0) | (coef[:, 4] != 0)) & (pi_kind < 0)):
             raise ValueError("a table whose target uses the policy at s' needs its action rule (pi_kind)")
         # table order: immediate then deferred; within each, policy-free then by policy kind; within
-        # a kind, tables whose target has an E_pi term first (a pending SARSA update needs only those)
-        order = np.lexsort((np.arange(coef.shape[0]), coef[:, 4] == 0, pi_kind, deferred))
+        # a kind, tables whose target has an E_pi term first (a pending SARSA update needs only those),
+        # then those with a max term (the compiled update reads Q(s', .) for a max only where used)
+        order = np.lexsort((np.arange(coef.shape[0]), coef[:, 2] == 0, coef[:, 4] == 0, pi_kind, deferred))
         self.table_order = order  # new position -> original table id
         inv = np.empty_like(order)
         inv[order] = np.arange(order.size)
@@ -224,32 +227,150 @@ class TDEngine:
         self.k_TMASK = np.empty(self.n_tables, dtype=np.uint8)
         if A > 8:
             raise NotImplementedError("the compiled TD kernels keep argmax sets as 8-bit masks (A <= 8); use backend='numpy'")
+        # the fused step (``step``): table blocks, and each rule's rows on each block
+        TB = self.TABLE_BLOCK
+        self.k_nblocks = max(1, -(-self.n_tables // TB))
+        edges = np.minimum(np.arange(self.k_nblocks + 1, dtype=np.int64) * TB, self.n_tables)
+        self.k_off = {}
+        # work per block (measured on Dark Room, in ~10 ns units): a table's statistics and
+        # updates ~1.5 (immediate) / ~1 (deferred), a row of each rule as below
+        imm = np.clip(self.n_imm - edges[:-1], 0, TB)
+        cost = (edges[1:] - edges[:-1]) * 1.0 + 0.5 * np.minimum(imm, edges[1:] - edges[:-1])
+        for name in KINDS:
+            if name in self.groups:
+                g = self.groups[name]
+                self.k_off[name] = np.searchsorted(g["table"], edges).astype(np.int64)
+                cost = cost + {"eps": 0.5, "softmax": 1.3, "count_bonus": 1.1}[name] * np.diff(self.k_off[name])
+            else:
+                self.k_off[name] = np.zeros(self.k_nblocks + 1, dtype=np.int64)
+        self.k_cost = np.cumsum(cost)
+        self.threads = 1
+        self._scratch = [self._new_scratch()]
+        self._pool = None
+
+    TABLE_BLOCK = 512
+
+    def _new_scratch(self) -> tuple[np.ndarray, ...]:
+        A, B = self.A, self.KERNEL_BLOCK
+        return (np.empty(B), np.empty((A, B)), np.empty(B), np.empty(B), np.empty(B), np.empty(B, dtype=np.uint8),
+                np.empty(self.TABLE_BLOCK), np.empty((A, B)))
+
+    def __getstate__(self) -> dict[str, Any]:
+        d = self.__dict__.copy()
+        d["_pool"] = None
+        return d
+
+    def set_threads(self, k: int) -> None:
+        """Worker threads of ``step`` (table blocks are split between them; the kernels release
+        the GIL)."""
+        self.threads = max(1, int(k))
+        while len(self._scratch) < self.threads:
+            self._scratch.append(self._new_scratch())
+
+    def step(self, s: int, a: int, r: float, s2: int, terminated: bool, truncated: bool, lw: np.ndarray,
+             M: float) -> tuple[float, np.ndarray, float]:
+        """The teacher's step in one pass over the tables: ``mix_and_evidence(a, lw, M)`` at s,
+        then ``advance(s, a, r, s2, terminated, truncated)``. Returns (Z, mix, max lw after)."""
+        return self._blocks(s, a, lw, M, True, True, (r, s2, terminated, truncated))
+
+    def _blocks(self, s: int, a: int, lw: np.ndarray, M: float, do_mix: bool, do_evidence: bool,
+                transition: tuple | None) -> tuple[float, np.ndarray, float]:
+        A = self.A
+        groups = self.groups
+        # count-bonus rows at s (before this step's counts change)
+        if "count_bonus" in groups:
+            root = np.sqrt(self.N[:, s] + 1.0)
+            b_cdiv = (groups["count_bonus"]["k_cvals"][:, None, None] / root[None, :, :]).ravel()
+        else:
+            b_cdiv = np.zeros(1)
+        # the updates of ``advance``, with the counts each sees (as _update increments them)
+        upd_i = np.zeros((3, 9), dtype=np.int64)
+        upd_r = np.zeros(3)
+        upd_e = np.zeros((3, 3, 2), dtype=np.int64)
+        upd_cdiv = np.zeros((3, self.k_pcvals.size * A))
+        todo = []
+        if transition is not None:
+            r, s2, terminated, truncated = transition
+            if self.pending is not None:
+                ps, pa, pr, ps2 = self.pending
+                todo.append((0, True, ps, pa, pr, ps2, False, a))
+            todo.append((1, False, s, a, r, s2, bool(terminated), None))
+            if terminated or truncated:
+                todo.append((2, True, s, a, r, s2, bool(terminated), None))
+                self.pending = None
+            else:
+                self.pending = (s, a, r, s2)
+        for u, timing, us, ua, ur, us2, uterm, ua2 in todo:
+            lo, hi = (self.n_imm, self.n_tables) if timing else (0, self.n_imm)
+            if hi <= lo:
+                continue
+            if not uterm:
+                for k in range(3):
+                    b = self.blocks.get((timing, k))
+                    if b is not None and ua2 is not None:
+                        b = self.blocks_e[(timing, k)]
+                    if b is not None and b.stop > b.start:
+                        upd_e[u, k] = (b.start, b.stop)
+                if (timing, 2) in self.blocks:
+                    upd_cdiv[u] = (self.k_pcvals[:, None] / np.sqrt(self.N[int(timing), us2] + 1.0)[None, :]).ravel()
+            self.N[int(timing), us, ua] += 1
+            upd_i[u] = (1, lo, hi, us, ua, us2, int(uterm), -1 if ua2 is None else int(ua2), int(self.N[int(timing), us, ua]))
+            upd_r[u] = float(ur)
+        e, so, bo = (groups.get(n) for n in KINDS)
+        empty_f, empty_u = np.zeros(0), np.zeros(0, dtype=np.uint64)
+
+        def rows(g, *keys):
+            return [g[k] if g is not None else (empty_u if k in ("table_u", "k_lut_row", "k_cbase") else empty_f) for k in keys]
+
+        sl = {n: groups[n]["slice"] if n in groups else slice(0, 0) for n in KINDS}
+        e_vt, s_vt, b_vt = (self.k_vt[sl[n]] for n in KINDS)
+        e_lut = e["lut"] if e is not None else np.zeros(1)
+        e_row, e_each, e_gm = rows(e, "k_lut_row", "eps_each", "greedy_mass")
+        (s_T,) = rows(so, "param")
+        (b_cbase,) = rows(bo, "k_cbase")
+        e_lw, s_lw, b_lw = (lw[sl[n]] for n in KINDS)
+
+        def run(part: tuple[int, int, int]) -> tuple[float, np.ndarray, float]:
+            lo_b, hi_b, j = part
+            pred = np.zeros(A)
+            z, m = _K.td_step_blocks(self.Q, s, a, lo_b, hi_b, self.TABLE_BLOCK, self.k_TMX, self.k_TCNT, self.k_TMASK,
+                                     e_vt, e_lut, e_row, e_each, e_gm, e_lw, self.k_off["eps"],
+                                     s_vt, s_T, s_lw, self.k_off["softmax"],
+                                     b_vt, b_cbase, b_cdiv, self.k_cb_lut, b_lw, self.k_off["count_bonus"],
+                                     M, do_mix, do_evidence, self.smoothing, pred, upd_i, upd_r, upd_e, upd_cdiv,
+                                     self.cr, self.c1, self.cm, self.cn, self.ce, self.gamma, self.inv_count, self.alpha,
+                                     self.pi_param, self.k_pcidx, *self._scratch[j])
+            return z, pred, m
+
+        nb = self.k_nblocks
+        if transition is not None:
+            self._s = None
+
+        def combine(out: list) -> tuple[float, np.ndarray, float]:
+            Z = sum(o[0] for o in out)
+            pred = out[0][1]
+            for o in out[1:]:
+                pred = pred + o[1]
+            return Z, pred, max(o[2] for o in out)
+
+        if self.threads <= 1 or nb < 2:
+            return combine([run((0, nb, 0))])
+        # a fixed split (by the work estimate ``k_cost``): the partial sums, and so the
+        # rounding of Z and of the mix, do not depend on timing
+        cuts = np.searchsorted(self.k_cost, self.k_cost[-1] * np.arange(1, self.threads) / self.threads)
+        cuts = [0] + [int(min(max(c + 1, 1), nb - 1)) for c in cuts] + [nb]
+        parts = [(cuts[i], cuts[i + 1], i) for i in range(self.threads) if cuts[i + 1] > cuts[i]]
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=self.threads - 1)
+        futs = [self._pool.submit(run, p) for p in parts[1:]]
+        return combine([run(parts[0])] + [f.result() for f in futs])
 
     def _kernel_variants(self, a: int, lw: np.ndarray, M: float, do_mix: bool, do_evidence: bool) -> tuple[float, np.ndarray, float]:
-        """Every rule's compiled pass at the prepared state: (Z, mix, max lw after)."""
-        s = self._s
-        pred = np.zeros(self.A)
-        Z, mx = 0.0, -np.inf
-        scratch = (self.k_W, self.k_X, self.k_MX, self.k_CNT, self.k_G)
-        _K.table_stats(self.Q, s, self.k_TMX, self.k_TCNT, self.k_TMASK, self.k_X)
-        for name, g in self.groups.items():
-            sl = g["slice"]
-            lwg, vt = lw[sl], self.k_vt[sl]
-            if name == "eps":
-                z, m = _K.td_variants_eps(a, vt, self.k_TCNT, self.k_TMASK, g["lut"], g["k_lut_row"], g["eps_each"],
-                                          g["greedy_mass"], lwg, M, do_mix, do_evidence, pred, self.k_W, self.k_MX,
-                                          self.k_CNT, self.k_G, self.k_IDX)
-            elif name == "softmax":
-                z, m = _K.td_variants_softmax(self.Q, s, a, vt, self.k_TMX, g["param"], lwg, M, do_mix, do_evidence,
-                                              self.smoothing, pred, *scratch)
-            else:
-                root = np.sqrt(self.N[:, s] + 1.0)                       # [2, A], as in _group_probs
-                cdiv = (g["k_cvals"][:, None, None] / root[None, :, :]).ravel()
-                z, m = _K.td_variants_bonus(self.Q, s, a, vt, g["k_cbase"], cdiv, self.k_cb_lut,
-                                            lwg, M, do_mix, do_evidence, pred, *scratch)
-            Z += z
-            mx = max(mx, m)
-        return Z, pred, mx
+        """Every rule's compiled pass at the prepared state: (Z, mix, max lw after). The same
+        block-by-block pass as ``step`` (so the sums come out in the same order), without updates."""
+        return self._blocks(self._s, a, lw, M, do_mix, do_evidence, None)
 
     # ------------------------------------------------------------------------------- state
     def reset(self) -> None:

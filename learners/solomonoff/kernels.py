@@ -227,27 +227,28 @@ def _mix_argmax(X, m, MX, G, pred):
 
 
 @njit(**_JIT)
-def table_stats(Q, s, MX, CNT, MASK, X):
-    """Per value table at state s: MX[t] = max_b Q(s, b, t), CNT[t] = |argmax| (a float) and
-    MASK[t] = the argmax set as bits. Tables are contiguous: no gathering."""
+def table_stats(Q, s, lo, hi, MX, CNT, MASK, X):
+    """Per value table t in [lo, hi) at state s: MX[t] = max_b Q(s, b, t), CNT[t] = |argmax|
+    (a float) and MASK[t] = the argmax set as bits, in one pass over the rows Q[s, b, lo:hi]
+    (tables are contiguous: no gathering). ``X`` is unused (kept for a uniform signature)."""
     A = Q.shape[1]
-    B = X.shape[1]
-    n = Q.shape[2]
-    for blo in range(0, n, B):
-        m = min(B, n - blo)
-        _tload(Q, s, blo, m, X)
-        mx, cnt, mk = MX[blo:blo + m], CNT[blo:blo + m], MASK[blo:blo + m]
-        _rowmax(X, m, mx)
-        for i in range(m):
-            cnt[i] = 0.0
-            mk[i] = 0
-        for b in range(A):
-            Xb = X[b]
-            bit = np.uint8(1 << b)
-            for i in range(m):
-                eq = Xb[i] == mx[i]
-                cnt[i] += 1.0 if eq else 0.0
-                mk[i] |= bit if eq else np.uint8(0)
+    n = hi - lo
+    Q0, mx, cnt, mk = Q[s, 0, lo:hi], MX[lo:hi], CNT[lo:hi], MASK[lo:hi]
+    for i in range(n):
+        mx[i] = Q0[i]
+        cnt[i] = 1.0
+        mk[i] = 1
+    for b in range(1, A):
+        Qb = Q[s, b, lo:hi]
+        bit = np.uint8(1 << b)
+        for i in range(n):
+            x = Qb[i]
+            m = mx[i]
+            gt = x > m
+            eq = x == m
+            cnt[i] = 1.0 if gt else (cnt[i] + 1.0 if eq else cnt[i])
+            mk[i] = bit if gt else (mk[i] | bit if eq else mk[i])
+            mx[i] = x if gt else m
 
 
 @njit(**_JIT)
@@ -466,6 +467,9 @@ def expect_bonus(Q, s2, lo, hi, cidx, cdiv, E, X, MX, CNT, Y):
 
 @njit(**_JIT)
 def td_update(Q, lo, hi, s, a, r, s2, terminated, a2, n_new, cr, c1, cm, cn, ce, gam, inv_count, alpha, E, X, MX):
+    """Q(s, a, t) for t in [lo, hi). Reads of Q(s2, ., t) only where the target uses them: the
+    max where cm != 0 in a block (tables are ordered so that such tables cluster), Q(s2, a2)
+    where the next action is known."""
     B = MX.size
     inv_n = 1.0 / n_new
     for blo in range(lo, hi, B):
@@ -480,15 +484,103 @@ def td_update(Q, lo, hi, s, a, r, s2, terminated, a2, n_new, cr, c1, cm, cn, ce,
                 step = inv_n if icb[i] else alb[i]
                 qa = Qsa[i]
                 Qsa[i] = qa + step * (y - qa)
-        else:
+            continue
+        need_max = False
+        for i in range(m):
+            need_max = need_max or cmb[i] != 0.0
+        if need_max:
             _tload(Q, s2, blo, m, X)
             _rowmax(X, m, MX)
-            Xn = X[a2 if a2 >= 0 else 0]
+        else:
             for i in range(m):
-                e = Eb[i]
-                nq = Xn[i] if a2 >= 0 else e
-                boot = (cmb[i] * MX[i] + cnb[i] * nq) + ceb[i] * e
-                y = (crb[i] * r + c1b[i]) + gb[i] * boot
-                step = inv_n if icb[i] else alb[i]
-                qa = Qsa[i]
-                Qsa[i] = qa + step * (y - qa)
+                MX[i] = 0.0        # cm = 0 throughout: cm * max = 0 (max of finite values)
+        Qn = Q[s2, a2 if a2 >= 0 else 0, sl]
+        for i in range(m):
+            e = Eb[i]
+            nq = Qn[i] if a2 >= 0 else e
+            boot = (cmb[i] * MX[i] + cnb[i] * nq) + ceb[i] * e
+            y = (crb[i] * r + c1b[i]) + gb[i] * boot
+            step = inv_n if icb[i] else alb[i]
+            qa = Qsa[i]
+            Qsa[i] = qa + step * (y - qa)
+
+
+# ------------------------------------------------------------------------------------------
+# One whole teacher step, table block by table block
+# ------------------------------------------------------------------------------------------
+@njit(**_JIT)
+def _expect_range(Q, s2, lo, hi, kind, pi_param, pcidx, cdiv, E, e_off, X, MX, CNT, Y):
+    if hi <= lo:
+        return
+    Eb = E[lo - e_off:hi - e_off]
+    if kind == 0:
+        expect_eps(Q, s2, lo, hi, pi_param, Eb, X, MX, CNT)
+    elif kind == 1:
+        expect_softmax(Q, s2, lo, hi, pi_param, Eb, X, MX, CNT, Y)
+    else:
+        expect_bonus(Q, s2, lo, hi, pcidx, cdiv, Eb, X, MX, CNT, Y)
+
+
+@njit(**_JIT)
+def td_step_blocks(Q, s, a, tb_lo, tb_hi, TB,
+                   TMX, TCNT, TMASK,
+                   e_vt, e_lut, e_row, e_each, e_gm, e_lw, e_off,
+                   s_vt, s_T, s_lw, s_off,
+                   b_vt, b_cbase, b_cdiv, cb_lut, b_lw, b_off,
+                   M, do_mix, do_evidence, smoothing, pred,
+                   upd_i, upd_r, upd_e, upd_cdiv,
+                   cr, c1, cm, cn, ce, gam, inv_count, alpha, pi_param, pcidx,
+                   W, X, MX, CNT, G, IDX, E, Y):
+    """Table blocks [tb_lo, tb_hi) of size TB: for each block, the argmax statistics of its tables
+    at s, the mix (``do_mix``) and evidence (``do_evidence``) of the variants on those tables
+    (rows ``*_off[k]:*_off[k+1]`` of each action rule), then the block's share of this step's TD
+    updates (those marked active in ``upd_i``), in the order of ``TDEngine.advance``. A block's data stays in cache across all of it; blocks touch disjoint
+    tables, so disjoint block ranges can run on different threads.
+
+    ``upd_i[u]`` = (active, lo, hi, s, a, s2, terminated, a2, n_new) for the updates u = 0
+    (the pending deferred one), 1 (immediate), 2 (the deferred one at an episode's end);
+    ``upd_r[u]`` its reward; ``upd_e[u, k]`` = the table range [lo, hi) whose E under policy
+    kind k it needs; ``upd_cdiv[u]`` the count-bonus divisions at its s2."""
+    nT = Q.shape[2]
+    Z = 0.0
+    newmax = -np.inf
+    for k in range(tb_lo, tb_hi):
+        t0 = k * TB
+        t1 = min(nT, t0 + TB)
+        table_stats(Q, s, t0, t1, TMX, TCNT, TMASK, X)
+        r0, r1 = e_off[k], e_off[k + 1]
+        if r1 > r0:
+            z, m = td_variants_eps(a, e_vt[r0:r1], TCNT, TMASK, e_lut, e_row[r0:r1], e_each[r0:r1], e_gm[r0:r1],
+                                   e_lw[r0:r1], M, do_mix, do_evidence, pred, W, MX, CNT, G, IDX)
+            Z += z
+            newmax = max(newmax, m)
+        r0, r1 = s_off[k], s_off[k + 1]
+        if r1 > r0:
+            z, m = td_variants_softmax(Q, s, a, s_vt[r0:r1], TMX, s_T[r0:r1], s_lw[r0:r1], M, do_mix, do_evidence, smoothing,
+                                       pred, W, X, MX, CNT, G)
+            Z += z
+            newmax = max(newmax, m)
+        r0, r1 = b_off[k], b_off[k + 1]
+        if r1 > r0:
+            z, m = td_variants_bonus(Q, s, a, b_vt[r0:r1], b_cbase[r0:r1], b_cdiv, cb_lut, b_lw[r0:r1], M, do_mix, do_evidence,
+                                     pred, W, X, MX, CNT, G)
+            Z += z
+            newmax = max(newmax, m)
+        for u in range(3):
+            if upd_i[u, 0] == 0:
+                continue
+            lo = max(t0, upd_i[u, 1])
+            hi = min(t1, upd_i[u, 2])
+            if hi <= lo:
+                continue
+            us, ua, us2, uterm, ua2, unew = upd_i[u, 3], upd_i[u, 4], upd_i[u, 5], upd_i[u, 6] != 0, upd_i[u, 7], upd_i[u, 8]
+            Eb = E[:hi - lo]
+            for i in range(hi - lo):
+                Eb[i] = 0.0
+            if not uterm:
+                for kind in range(3):
+                    _expect_range(Q, us2, max(lo, upd_e[u, kind, 0]), min(hi, upd_e[u, kind, 1]), kind, pi_param, pcidx,
+                                  upd_cdiv[u], E, lo, X, MX, CNT, Y)
+            td_update(Q, lo, hi, us, ua, upd_r[u], us2, uterm, ua2, unew, cr, c1, cm, cn, ce, gam, inv_count, alpha,
+                      Eb, X, MX)
+    return Z, newmax

@@ -205,8 +205,13 @@ class Mixture:
         if dedup and cands:
             fps = fingerprint_engines([c.engine for c in cands], self.probes, A, progress=progress)
             cands = self._merge(cands, fps)
-        if self.threads > 1:
-            cands = self._shard_td(cands, self.threads)
+        if self.threads > 1 and any(c.name == "td" and c.engine.backend == "numpy" for c in cands):
+            cands = self._shard_td(cands, self.threads)   # numpy engines: one shard per thread
+        for c in cands:
+            if c.name == "td" and c.engine.backend == "numba":
+                c.engine.set_threads(self.threads)     # compiled engines split their table blocks
+        # worker threads over groups only for numpy shards (a compiled engine threads itself)
+        self._shards = sum(c.name == "td" for c in cands) > 1
         if dedup and cands:
             self.fingerprints = np.concatenate([c.fp for c in cands])
         else:
@@ -279,7 +284,7 @@ class Mixture:
     # ---- worker threads (numpy releases the GIL inside its loops) ------------------------------
     def _par(self, fn, items):
         items = list(items)
-        if self.threads <= 1 or len(items) < 2:
+        if self.threads <= 1 or len(items) < 2 or not getattr(self, "_shards", True):
             return [fn(x) for x in items]
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
@@ -297,7 +302,10 @@ class Mixture:
         if c.name == "td":
             cls_idx = np.array([r[1] for r in (c.refs[i] for i in keep)], dtype=np.int64)
             t, v = _td_arrays_from_space(self.space, cls_idx)
-            return TDEngine(g, t, v, sm)
+            eng = TDEngine(g, t, v, sm)
+            if eng.backend == "numba":
+                eng.set_threads(self.threads)
+            return eng
         if c.name == "fixed":
             return FixedEngine(g, c.engine.P[keep], sm)
         if c.name == "ucb1":
@@ -333,17 +341,27 @@ class Mixture:
             self._act, self._act_age = act, 0
         return self._act
 
-    def _predict(self, s: int, evidence: int | None = None) -> np.ndarray:
+    def _predict(self, s: int, evidence: int | None = None, transition: tuple | None = None) -> np.ndarray:
         """The predictive at state s. ``evidence``: an action whose evidence the compiled engines
-        apply in the same pass (their ``mix_and_evidence``); their indices are left in
-        ``self._fused`` so that ``_step`` applies it to the others only."""
+        apply in the same pass (their ``mix_and_evidence``); with ``transition`` = (r, s2,
+        terminated, truncated) they also advance in it (their ``step``). Their indices are left in
+        ``self._fused`` so that ``_step`` does the rest for the others only."""
         self._fused = ()
+        self._fused_max = {}
         if self._cache is not None and self._cache[0] == s:
             return self._cache[1]
         fused = []
 
+        cache = getattr(self, "_lwmax", None)
+        if cache is None:
+            cache = self._lwmax = {}
+        fused_max: dict[int, float] = {}
+
         def prep(k: int) -> float:
             self.groups[k].engine.prepare(s)
+            c = cache.get(k)
+            if c is not None and c[0] is self.logw[k] and c[1] == self.n_evidence:
+                return c[2]      # max(logw[k]) as the compiled pass that last changed it returned
             return float(self.logw[k].max())
 
         M = max(self._par(prep, range(len(self.groups))))
@@ -356,7 +374,10 @@ class Mixture:
                 if evidence is None:
                     return eng.mix_logw(lw, M)
                 fused.append(k)
-                z, m, _ = eng.mix_and_evidence(evidence, lw, M)
+                if transition is not None:
+                    z, m, fused_max[k] = eng.step(s, evidence, *transition, lw, M)
+                else:
+                    z, m, fused_max[k] = eng.mix_and_evidence(evidence, lw, M)
                 return z, m
             if idx is None:
                 w = np.exp(lw - M)
@@ -376,6 +397,7 @@ class Mixture:
         pred /= pred.sum()
         self._cache = (s, pred)
         self._fused = tuple(fused)
+        self._fused_max = fused_max
         return pred
 
     def action_probs(self, obs: Any) -> np.ndarray:
@@ -400,14 +422,19 @@ class Mixture:
         """Evidence (if ``evidence``) then the transition; returns the predictive the evidence
         was scored by."""
         pred = None
+        advanced: tuple = ()
         if evidence:
-            pred = self._evidence(s, a)
-        self._par(lambda gr: gr.engine.advance(s, a, r, s2, term, trunc), self.groups)
+            pred, advanced = self._evidence(s, a, (r, s2, term, trunc))
+        self._par(lambda k: None if k in advanced else self.groups[k].engine.advance(s, a, r, s2, term, trunc),
+                  range(len(self.groups)))
         self._cache = None
         return pred
 
-    def _evidence(self, s: int, a: int) -> np.ndarray:
-        pred = self._predict(s, evidence=a)
+    def _evidence(self, s: int, a: int, transition: tuple | None = None) -> tuple[np.ndarray, tuple]:
+        """Score action a at s and condition on it; with ``transition``, the compiled engines also
+        advance (in the same pass). Returns (the predictive, the groups that advanced)."""
+        pred = self._predict(s, evidence=a, transition=transition)
+        advanced = self._fused if transition is not None else ()
         self.mix_log_loss.append(-math.log2(pred[a]))
         done = self._fused
         self._par(lambda k: None if k in done else self._add_loglik(k, a), range(len(self.groups)))
@@ -417,7 +444,10 @@ class Mixture:
             self.family.evidence(s, a)
         self.n_evidence += 1
         self._act_age += 1
-        return pred
+        for k, m in getattr(self, "_fused_max", {}).items():
+            self._lwmax[k] = (self.logw[k], self.n_evidence, m)
+        self._fused_max = {}
+        return pred, advanced
 
     def _add_loglik(self, k: int, a: int) -> None:
         eng = self.groups[k].engine
@@ -508,7 +538,7 @@ class Mixture:
         return np.array([float(np.exp(lw[r] - logz).sum()) if r.size else 0.0 for r in watched])
 
     def _evidence_only(self, s: int, a: int) -> np.ndarray:
-        pred = self._evidence(s, a)
+        pred, _ = self._evidence(s, a)
         self._cache = None
         return pred
 
