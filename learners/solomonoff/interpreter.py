@@ -206,19 +206,22 @@ class TDEngine:
     def _kernel_arrays(self, vt: np.ndarray, vk: np.ndarray, vp: np.ndarray) -> None:
         """Arrays of the compiled kernels (``kernels.td_variants_*``, ``kernels.expect_*``)."""
         A, sm, B = self.A, self.smoothing, self.KERNEL_BLOCK
-        self.k_vt = vt.astype(np.uint64)
+        self.k_vt = vt.astype(np.uint32)
         k_ = np.arange(A + 1, dtype=np.float64)
         self.k_cb_lut = _smooth_log(np.where(k_ > 0, 1.0 / np.maximum(k_, 1), 0.0), sm, A)
         for name, g in self.groups.items():
             if name == "count_bonus":
                 # cdiv[(j * 2 + timing) * A + b] = c_j / sqrt(N_timing(s, b) + 1), built per state
                 g["k_cvals"], cidx = np.unique(g["param"], return_inverse=True)
-                g["k_cbase"] = ((cidx.reshape(-1) * 2 + g["deferred"]) * A).astype(np.uint64)
+                g["k_cbase"] = ((cidx.reshape(-1) * 2 + g["deferred"]) * A).astype(np.uint32)
             if name == "eps":
-                g["k_lut_row"] = g["lut_row"].astype(np.uint64)
+                g["k_lut_row"] = g["lut_row"].astype(np.uint32)
         # the count-bonus policies of the tables (for E_pi at s')
         self.k_pcvals, pcidx = np.unique(self.pi_param, return_inverse=True)
-        self.k_pcidx = pcidx.reshape(-1).astype(np.uint64)
+        self.k_pcidx = pcidx.reshape(-1).astype(np.uint32)
+        # the TD coefficients are small integers: int8 (exact) streams 4 bytes a table, not 32
+        small = [np.all((c == np.round(c)) & (np.abs(c) <= 127)) for c in (self.cr, self.cm, self.cn, self.ce)]
+        self.k_coef = tuple(c.astype(np.int8) if ok else c for c, ok in zip((self.cr, self.cm, self.cn, self.ce), small))
         self.k_W, self.k_MX, self.k_CNT, self.k_G = (np.empty(B) for _ in range(4))
         self.k_X, self.k_Y = np.empty((A, B)), np.empty((A, B))
         self.k_E = np.zeros(self.n_tables)
@@ -232,15 +235,15 @@ class TDEngine:
         self.k_nblocks = max(1, -(-self.n_tables // TB))
         edges = np.minimum(np.arange(self.k_nblocks + 1, dtype=np.int64) * TB, self.n_tables)
         self.k_off = {}
-        # work per block (measured on Dark Room, in ~10 ns units): a table's statistics and
-        # updates ~1.5 (immediate) / ~1 (deferred), a row of each rule as below
-        imm = np.clip(self.n_imm - edges[:-1], 0, TB)
-        cost = (edges[1:] - edges[:-1]) * 1.0 + 0.5 * np.minimum(imm, edges[1:] - edges[:-1])
+        # work per block (fitted to per-block times on a Dark Room history, in 10 ns): a table's
+        # statistics and updates ~1.8 (immediate) / ~0.9 (deferred), a row of each rule as below
+        imm = np.minimum(np.clip(self.n_imm - edges[:-1], 0, TB), edges[1:] - edges[:-1])
+        cost = (edges[1:] - edges[:-1]) * 0.9 + 0.9 * imm
         for name in KINDS:
             if name in self.groups:
                 g = self.groups[name]
                 self.k_off[name] = np.searchsorted(g["table"], edges).astype(np.int64)
-                cost = cost + {"eps": 0.5, "softmax": 1.3, "count_bonus": 1.1}[name] * np.diff(self.k_off[name])
+                cost = cost + {"eps": 0.6, "softmax": 1.8, "count_bonus": 1.2}[name] * np.diff(self.k_off[name])
             else:
                 self.k_off[name] = np.zeros(self.k_nblocks + 1, dtype=np.int64)
         self.k_cost = np.cumsum(cost)
@@ -268,13 +271,19 @@ class TDEngine:
             self._scratch.append(self._new_scratch())
 
     def step(self, s: int, a: int, r: float, s2: int, terminated: bool, truncated: bool, lw: np.ndarray,
-             M: float) -> tuple[float, np.ndarray, float]:
+             M: float, wait: bool = True):
         """The teacher's step in one pass over the tables: ``mix_and_evidence(a, lw, M)`` at s,
-        then ``advance(s, a, r, s2, terminated, truncated)``. Returns (Z, mix, max lw after)."""
-        return self._blocks(s, a, lw, M, True, True, (r, s2, terminated, truncated))
+        then ``advance(s, a, r, s2, terminated, truncated)``. Returns (Z, mix, max lw after).
+        ``wait=False``: return, once the calling thread's share is done, a function that waits
+        for the worker threads' shares and returns the result (the caller works meanwhile)."""
+        return self._blocks(s, a, lw, M, True, True, (r, s2, terminated, truncated), wait)
+
+    #: share of the table blocks the calling thread takes when it has other work to do after
+    #: (``step(wait=False)``): the small engines' rows, ~10% of a Dark Room step
+    CALLER_SHARE = 0.52
 
     def _blocks(self, s: int, a: int, lw: np.ndarray, M: float, do_mix: bool, do_evidence: bool,
-                transition: tuple | None) -> tuple[float, np.ndarray, float]:
+                transition: tuple | None, wait: bool = True):
         A = self.A
         groups = self.groups
         # count-bonus rows at s (before this step's counts change)
@@ -316,30 +325,18 @@ class TDEngine:
             self.N[int(timing), us, ua] += 1
             upd_i[u] = (1, lo, hi, us, ua, us2, int(uterm), -1 if ua2 is None else int(ua2), int(self.N[int(timing), us, ua]))
             upd_r[u] = float(ur)
-        e, so, bo = (groups.get(n) for n in KINDS)
-        empty_f, empty_u = np.zeros(0), np.zeros(0, dtype=np.uint64)
-
-        def rows(g, *keys):
-            return [g[k] if g is not None else (empty_u if k in ("table_u", "k_lut_row", "k_cbase") else empty_f) for k in keys]
-
-        sl = {n: groups[n]["slice"] if n in groups else slice(0, 0) for n in KINDS}
-        e_vt, s_vt, b_vt = (self.k_vt[sl[n]] for n in KINDS)
-        e_lut = e["lut"] if e is not None else np.zeros(1)
-        e_row, e_each, e_gm = rows(e, "k_lut_row", "eps_each", "greedy_mass")
-        (s_T,) = rows(so, "param")
-        (b_cbase,) = rows(bo, "k_cbase")
-        e_lw, s_lw, b_lw = (lw[sl[n]] for n in KINDS)
+        st = self._kernel_static()
+        e_lw, s_lw, b_lw = (lw[sl] for sl in st["slices"])
 
         def run(part: tuple[int, int, int]) -> tuple[float, np.ndarray, float]:
             lo_b, hi_b, j = part
             pred = np.zeros(A)
+            e_st, s_st, b_st, t_st = st["eps"], st["softmax"], st["count_bonus"], st["tables"]
             z, m = _K.td_step_blocks(self.Q, s, a, lo_b, hi_b, self.TABLE_BLOCK, self.k_TMX, self.k_TCNT, self.k_TMASK,
-                                     e_vt, e_lut, e_row, e_each, e_gm, e_lw, self.k_off["eps"],
-                                     s_vt, s_T, s_lw, self.k_off["softmax"],
-                                     b_vt, b_cbase, b_cdiv, self.k_cb_lut, b_lw, self.k_off["count_bonus"],
+                                     *e_st[:4], e_lw, e_st[4], *s_st[:2], s_lw, s_st[2],
+                                     *b_st[:2], b_cdiv, self.k_cb_lut, b_lw, b_st[2],
                                      M, do_mix, do_evidence, self.smoothing, pred, upd_i, upd_r, upd_e, upd_cdiv,
-                                     self.cr, self.c1, self.cm, self.cn, self.ce, self.gamma, self.inv_count, self.alpha,
-                                     self.pi_param, self.k_pcidx, *self._scratch[j])
+                                     *t_st, *self._scratch[j])
             return z, pred, m
 
         nb = self.k_nblocks
@@ -354,18 +351,45 @@ class TDEngine:
             return Z, pred, max(o[2] for o in out)
 
         if self.threads <= 1 or nb < 2:
-            return combine([run((0, nb, 0))])
-        # a fixed split (by the work estimate ``k_cost``): the partial sums, and so the
-        # rounding of Z and of the mix, do not depend on timing
-        cuts = np.searchsorted(self.k_cost, self.k_cost[-1] * np.arange(1, self.threads) / self.threads)
+            res = combine([run((0, nb, 0))])
+            return res if wait else (lambda: res)
+        # a fixed split (by the work estimate ``k_cost``): the partial sums, and so the rounding
+        # of Z and of the mix, do not depend on timing (only on threads and ``wait``)
+        k = self.threads
+        first = 1.0 / k if wait else self.CALLER_SHARE * 2.0 / k
+        fr = first + (1.0 - first) * np.arange(0, k - 1) / max(k - 1, 1)
+        cuts = np.searchsorted(self.k_cost, self.k_cost[-1] * fr)
         cuts = [0] + [int(min(max(c + 1, 1), nb - 1)) for c in cuts] + [nb]
-        parts = [(cuts[i], cuts[i + 1], i) for i in range(self.threads) if cuts[i + 1] > cuts[i]]
+        parts = [(cuts[i], cuts[i + 1], i) for i in range(k) if cuts[i + 1] > cuts[i]]
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(max_workers=self.threads - 1)
+            self._pool = ThreadPoolExecutor(max_workers=k - 1)
         futs = [self._pool.submit(run, p) for p in parts[1:]]
-        return combine([run(parts[0])] + [f.result() for f in futs])
+        mine = run(parts[0])
+        if wait:
+            return combine([mine] + [f.result() for f in futs])
+        return lambda: combine([mine] + [f.result() for f in futs])
+
+    def _kernel_static(self) -> dict[str, Any]:
+        """The per-row and per-table arrays ``td_step_blocks`` takes (fixed after construction)."""
+        st = getattr(self, "_kstatic", None)
+        if st is not None:
+            return st
+        g = self.groups
+        empty_f, empty_u = np.zeros(0), np.zeros(0, dtype=np.uint32)
+        sl = [g[n]["slice"] if n in g else slice(0, 0) for n in KINDS]
+        vt = [self.k_vt[x] for x in sl]
+        e, so, bo = (g.get(n) for n in KINDS)
+        st = {"slices": sl,
+              "eps": (vt[0], e["lut"] if e else np.zeros(1), e["k_lut_row"] if e else empty_u,
+                      e["param"] if e else empty_f, self.k_off["eps"]),
+              "softmax": (vt[1], so["param"] if so else empty_f, self.k_off["softmax"]),
+              "count_bonus": (vt[2], bo["k_cbase"] if bo else empty_u, self.k_off["count_bonus"]),
+              "tables": (self.k_coef[0], self.c1, self.k_coef[1], self.k_coef[2], self.k_coef[3], self.gamma,
+                         self.inv_count, self.alpha, self.pi_param, self.k_pcidx)}
+        self._kstatic = st
+        return st
 
     def _kernel_variants(self, a: int, lw: np.ndarray, M: float, do_mix: bool, do_evidence: bool) -> tuple[float, np.ndarray, float]:
         """Every rule's compiled pass at the prepared state: (Z, mix, max lw after). The same
@@ -527,9 +551,6 @@ class TDEngine:
         sl = slice(self.n_imm, self.n_tables) if timing else slice(0, self.n_imm)
         if sl.stop <= sl.start:
             return
-        if self.backend == "numba":
-            self._kernel_update(timing, sl, s, a, r, s2, terminated, a2)
-            return
         cr, c1, cm, cn, ce, gam = (x[sl] for x in (self.cr, self.c1, self.cm, self.cn, self.ce, self.gamma))
         n_t = sl.stop - sl.start
         if terminated:
@@ -558,34 +579,13 @@ class TDEngine:
         qa = self.Q[s, a, sl]
         self.Q[s, a, sl] = qa + step * (y - qa)
 
-    def _kernel_update(self, timing: bool, sl: slice, s: int, a: int, r: float, s2: int, terminated: bool,
-                       a2: int | None) -> None:
-        E = self.k_E[sl.start:sl.stop]
-        E[:] = 0.0
-        if not terminated:
-            n2 = self.N[int(timing), s2]
-            for k in range(3):
-                b = self.blocks.get((timing, k))
-                if b is None:
-                    continue
-                if a2 is not None:
-                    b = self.blocks_e[(timing, k)]   # the next action is known: only E_pi terms need pi
-                    if b.stop == b.start:
-                        continue
-                Eb = E[b.start - sl.start:b.stop - sl.start]
-                if k == 0:
-                    _K.expect_eps(self.Q, s2, b.start, b.stop, self.pi_param, Eb, self.k_X, self.k_MX, self.k_CNT)
-                elif k == 1:
-                    _K.expect_softmax(self.Q, s2, b.start, b.stop, self.pi_param, Eb, self.k_X, self.k_MX, self.k_CNT, self.k_Y)
-                else:
-                    cdiv = (self.k_pcvals[:, None] / np.sqrt(n2 + 1.0)[None, :]).ravel()
-                    _K.expect_bonus(self.Q, s2, b.start, b.stop, self.k_pcidx, cdiv, Eb, self.k_X, self.k_MX, self.k_CNT, self.k_Y)
-        self.N[int(timing), s, a] += 1
-        _K.td_update(self.Q, sl.start, sl.stop, s, a, float(r), s2, bool(terminated), -1 if a2 is None else int(a2),
-                     int(self.N[int(timing), s, a]), self.cr, self.c1, self.cm, self.cn, self.ce, self.gamma,
-                     self.inv_count, self.alpha, E, self.k_X, self.k_MX)
-
     def advance(self, s: int, a: int, r: float, s2: int, terminated: bool, truncated: bool) -> None:
+        if self.backend == "numba":   # the compiled step's update pass, without mix or evidence
+            lw = getattr(self, "_no_lw", None)
+            if lw is None or lw.size != self.n:
+                lw = self._no_lw = np.zeros(self.n)
+            self._blocks(s, a, lw, 0.0, False, False, (r, s2, terminated, truncated))
+            return
         if self.pending is not None:
             ps, pa, pr, ps2 = self.pending
             self.pending = None
@@ -609,12 +609,48 @@ class TDEngine:
 # =============================================================================================
 # Fixed policies, bandit programs
 # =============================================================================================
-class FixedEngine:
-    def __init__(self, grammar: Grammar, probs: np.ndarray, smoothing: float):
+class _RowsCompiled:
+    """The compiled mix / evidence of an engine whose rows' probabilities are explicit (``_rows()``)."""
+
+    backend = "numpy"
+
+    def _rows(self) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _rows_pass(self, a: int, lw: np.ndarray, M: float, do_mix: bool, do_evidence: bool) -> tuple[float, np.ndarray, float]:
+        PT, logpT = self._rows()            # action-major [A, n]
+        pred = np.zeros(self.A)
+        W = getattr(self, "_W", None)
+        if W is None or W.size != self.n:
+            W = self._W = np.empty(self.n)
+        Z, mx = _K.rows_mix_evidence(PT, lw, M, a, self.smoothing, do_mix, do_evidence, pred,
+                                     logpT[a] if logpT.size else np.zeros(0), W)
+        return Z, pred, mx
+
+    def mix_logw(self, lw: np.ndarray, M: float) -> tuple[float, np.ndarray]:
+        Z, pred, _ = self._rows_pass(0, lw, M, True, False)
+        return Z, pred
+
+    def add_loglik(self, a: int, lw: np.ndarray) -> float:
+        return self._rows_pass(a, lw, 0.0, False, True)[2]
+
+    def mix_and_evidence(self, a: int, lw: np.ndarray, M: float) -> tuple[float, np.ndarray, float]:
+        return self._rows_pass(a, lw, M, True, True)
+
+
+class FixedEngine(_RowsCompiled):
+    def __init__(self, grammar: Grammar, probs: np.ndarray, smoothing: float, backend: str | None = None):
         self.A = grammar.n_actions
+        self.smoothing = float(smoothing)
         self.P = np.asarray(probs, dtype=np.float64).reshape(-1, self.A)
         self.logp = _smooth_log(self.P, smoothing, self.A)
         self.n = self.P.shape[0]
+        self.backend = _resolve_backend(backend)
+
+    def _rows(self) -> tuple[np.ndarray, np.ndarray]:
+        if getattr(self, "_PT", None) is None:
+            self._PT, self._logpT = np.ascontiguousarray(self.P.T), np.ascontiguousarray(self.logp.T)
+        return self._PT, self._logpT
 
     def reset(self) -> None:
         pass
@@ -729,7 +765,7 @@ class ThompsonEngine:
 # =============================================================================================
 # Closed-form families
 # =============================================================================================
-class FamilyEngine:
+class FamilyEngine(_RowsCompiled):
     """Cyclic families (clock, period L) and reactive families (default d, exception rate 2^-k).
 
     Per-entry log-likelihoods of "the entry's action is a'" are shared: cyclic entries
@@ -737,8 +773,9 @@ class FamilyEngine:
     A family's raw probabilities at a step are the posterior over its current entry's action."""
 
     def __init__(self, grammar: Grammar, cyclic: Sequence[tuple[str, int]], reactive: Sequence[tuple[int, int]],
-                 smoothing: float):
+                 smoothing: float, backend: str | None = None):
         self.S, self.A = grammar.n_states, grammar.n_actions
+        self.backend = _resolve_backend(backend)
         self.smoothing = smoothing
         A = self.A
         self.cyclic = list(cyclic)
@@ -773,7 +810,18 @@ class FamilyEngine:
     def _entries(self) -> np.ndarray:
         return self.offset + self.t[self.clock_of] % self.period
 
+    def _rows(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._pT, np.zeros((0, 0))
+
     def prepare(self, s: int) -> None:
+        if self.backend == "numba":
+            self._pT = np.empty((self.A, self.n))
+            rlp = self.react_logprior if self.n_react else np.zeros((0, self.A))
+            _K.family_probs(self.cyc_ll, self._entries() if self.n_cyc else np.zeros(0, np.int64), rlp,
+                            self.react_ll[s], self._pT)
+            self._p = self._pT.T
+            self._s = s
+            return
         parts = []
         if self.n_cyc:
             ll = self.cyc_ll[self._entries()]

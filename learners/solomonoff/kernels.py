@@ -252,7 +252,7 @@ def table_stats(Q, s, lo, hi, MX, CNT, MASK, X):
 
 
 @njit(**_JIT)
-def td_variants_eps(a, vt, TCNT, TMASK, lut, lut_row, eps_each, gm, lw, M, do_mix, do_evidence, pred, W, MX, CNT, G, IDX):
+def td_variants_eps(a, vt, TCNT, TMASK, lut, lut_row, eps, lw, M, do_mix, do_evidence, pred, W, MX, CNT, G, IDX):
     """eps-greedy rows (greedy is eps = 0): p_b = eps/A + ((1 - eps) [q_b = max]) / |argmax|, from
     the tables' argmax sets (``table_stats``). The log-likelihood comes from ``lut`` (per eps
     value, ``lut_row``, by the size of the argmax set if a is in it, else 0): the values
@@ -280,10 +280,12 @@ def td_variants_eps(a, vt, TCNT, TMASK, lut, lut_row, eps_each, gm, lw, M, do_mi
         if do_mix:
             Wb = W[:m]
             Z += _sum(Wb)
-            Ez += _dot(Wb, eps_each[blo:blo + m])
-            gmb = gm[blo:blo + m]
+            eb = eps[blo:blo + m]
             for i in range(m):
-                G[i] = (W[i] * gmb[i]) / CNT[i]
+                G[i] = eb[i] / A
+            Ez += _dot(Wb, G[:m])
+            for i in range(m):
+                G[i] = (W[i] * (1.0 - eb[i])) / CNT[i]
             for b in range(A):
                 bit = np.uint8(1 << b)
                 for i in range(m):
@@ -401,12 +403,14 @@ def expect_eps(Q, s2, lo, hi, par, E, X, MX, CNT):
         _tload(Q, s2, blo, m, X)
         _rowmax(X, m, MX)
         _rowcount(X, m, MX, CNT)
+        for i in range(m):
+            p = pb_[i]
+            CNT[i] = (1.0 - p) / CNT[i]      # the greedy share of each argmax action
         for b in range(A):
             Xb = X[b]
             for i in range(m):
-                p = pb_[i]
                 q = Xb[i]
-                pb = p / A + ((1.0 - p) / CNT[i] if q == MX[i] else 0.0)
+                pb = pb_[i] / A + (CNT[i] if q == MX[i] else 0.0)
                 if b == 0:
                     Eb[i] = pb * q
                 else:
@@ -455,10 +459,12 @@ def expect_bonus(Q, s2, lo, hi, cidx, cdiv, E, X, MX, CNT, Y):
                 Xb[i] = Yb[i] + cdiv[cb[i] * np.uint64(A) + np.uint64(b)]
         _rowmax(X, m, MX)
         _rowcount(X, m, MX, CNT)
+        for i in range(m):
+            CNT[i] = 1.0 / CNT[i]            # the probability of each argmax action
         for b in range(A):
             Xb, Yb = X[b], Y[b]
             for i in range(m):
-                pq = ((1.0 if Xb[i] == MX[i] else 0.0) / CNT[i]) * Yb[i]
+                pq = (CNT[i] if Xb[i] == MX[i] else 0.0) * Yb[i]
                 if b == 0:
                     Eb[i] = pq
                 else:
@@ -524,7 +530,7 @@ def _expect_range(Q, s2, lo, hi, kind, pi_param, pcidx, cdiv, E, e_off, X, MX, C
 @njit(**_JIT)
 def td_step_blocks(Q, s, a, tb_lo, tb_hi, TB,
                    TMX, TCNT, TMASK,
-                   e_vt, e_lut, e_row, e_each, e_gm, e_lw, e_off,
+                   e_vt, e_lut, e_row, e_eps, e_lw, e_off,
                    s_vt, s_T, s_lw, s_off,
                    b_vt, b_cbase, b_cdiv, cb_lut, b_lw, b_off,
                    M, do_mix, do_evidence, smoothing, pred,
@@ -547,21 +553,22 @@ def td_step_blocks(Q, s, a, tb_lo, tb_hi, TB,
     for k in range(tb_lo, tb_hi):
         t0 = k * TB
         t1 = min(nT, t0 + TB)
-        table_stats(Q, s, t0, t1, TMX, TCNT, TMASK, X)
+        if do_mix or do_evidence:
+            table_stats(Q, s, t0, t1, TMX, TCNT, TMASK, X)
         r0, r1 = e_off[k], e_off[k + 1]
-        if r1 > r0:
-            z, m = td_variants_eps(a, e_vt[r0:r1], TCNT, TMASK, e_lut, e_row[r0:r1], e_each[r0:r1], e_gm[r0:r1],
+        if r1 > r0 and (do_mix or do_evidence):
+            z, m = td_variants_eps(a, e_vt[r0:r1], TCNT, TMASK, e_lut, e_row[r0:r1], e_eps[r0:r1],
                                    e_lw[r0:r1], M, do_mix, do_evidence, pred, W, MX, CNT, G, IDX)
             Z += z
             newmax = max(newmax, m)
         r0, r1 = s_off[k], s_off[k + 1]
-        if r1 > r0:
+        if r1 > r0 and (do_mix or do_evidence):
             z, m = td_variants_softmax(Q, s, a, s_vt[r0:r1], TMX, s_T[r0:r1], s_lw[r0:r1], M, do_mix, do_evidence, smoothing,
                                        pred, W, X, MX, CNT, G)
             Z += z
             newmax = max(newmax, m)
         r0, r1 = b_off[k], b_off[k + 1]
-        if r1 > r0:
+        if r1 > r0 and (do_mix or do_evidence):
             z, m = td_variants_bonus(Q, s, a, b_vt[r0:r1], b_cbase[r0:r1], b_cdiv, cb_lut, b_lw[r0:r1], M, do_mix, do_evidence,
                                      pred, W, X, MX, CNT, G)
             Z += z
@@ -584,3 +591,58 @@ def td_step_blocks(Q, s, a, tb_lo, tb_hi, TB,
             td_update(Q, lo, hi, us, ua, upd_r[u], us2, uterm, ua2, unew, cr, c1, cm, cn, ce, gam, inv_count, alpha,
                       Eb, X, MX)
     return Z, newmax
+
+
+# ------------------------------------------------------------------------------------------
+# Small engines (fixed policies, closed-form families): rows with explicit probabilities
+# ------------------------------------------------------------------------------------------
+@njit(**_JIT)
+def rows_mix_evidence(PT, lw, M, a, smoothing, do_mix, do_evidence, pred, logp_a, W):
+    """Rows with raw probabilities PT [A, n] (action-major): weights w = exp(lw - M), pred +=
+    sum_i w_i PT[:, i], returns (Z, max lw after); evidence: lw += ``logp_a`` if given
+    (non-empty), else log((1 - sm) PT[a] + sm / A). ``W``: scratch of length n."""
+    A, n = PT.shape
+    keep = 1.0 - smoothing
+    uni = smoothing / A
+    Z = 0.0
+    if do_mix:
+        _weights(lw, M, W)
+        Z = _sum(W)
+        for b in range(A):
+            pred[b] += _dot(W, PT[b])
+    if do_evidence:
+        if logp_a.size > 0:
+            for i in range(n):
+                lw[i] += logp_a[i]
+        else:
+            Pa = PT[a]
+            for i in range(n):
+                lw[i] += vlog(keep * Pa[i] + uni)
+    return Z, _lwmax(lw, -np.inf)
+
+
+@njit(**_JIT)
+def family_probs(cyc_ll, entries, react_logprior, react_ll_s, out):
+    """Each family's posterior over its current entry's action, action-major: columns of ``out``
+    [A, n] are softmax(cyc_ll[entries[i]]) for the cyclic families, then
+    softmax(react_logprior[j] + react_ll_s) for the reactive ones (as ``FamilyEngine.prepare``)."""
+    A, n = out.shape
+    nc = entries.size
+    for b in range(A):
+        ob = out[b]
+        for i in range(nc):
+            ob[i] = cyc_ll[entries[i], b]
+        for j in range(n - nc):
+            ob[nc + j] = react_logprior[j, b] + react_ll_s[b]
+    mx = np.empty(n)
+    _rowmax(out, n, mx)
+    for b in range(A):
+        ob = out[b]
+        for i in range(n):
+            ob[i] = vexp(ob[i] - mx[i])
+    sz = mx
+    _rowsum(out, n, sz)
+    for b in range(A):
+        ob = out[b]
+        for i in range(n):
+            ob[i] = ob[i] / sz[i]

@@ -346,11 +346,11 @@ class Mixture:
         apply in the same pass (their ``mix_and_evidence``); with ``transition`` = (r, s2,
         terminated, truncated) they also advance in it (their ``step``). Their indices are left in
         ``self._fused`` so that ``_step`` does the rest for the others only."""
-        self._fused = ()
+        self._fused, self._advanced = (), ()
         self._fused_max = {}
         if self._cache is not None and self._cache[0] == s:
             return self._cache[1]
-        fused = []
+        fused, advanced = [], []
 
         cache = getattr(self, "_lwmax", None)
         if cache is None:
@@ -358,7 +358,6 @@ class Mixture:
         fused_max: dict[int, float] = {}
 
         def prep(k: int) -> float:
-            self.groups[k].engine.prepare(s)
             c = cache.get(k)
             if c is not None and c[0] is self.logw[k] and c[1] == self.n_evidence:
                 return c[2]      # max(logw[k]) as the compiled pass that last changed it returned
@@ -367,15 +366,30 @@ class Mixture:
         M = max(self._par(prep, range(len(self.groups))))
         act = self._active(M)
 
+        # a compiled TD engine with worker threads: its share first; the rest meanwhile
+        later = {}
+        if transition is not None and evidence is not None and not getattr(self, "_shards", True):
+            for k, gr in enumerate(self.groups):
+                eng = gr.engine
+                if getattr(eng, "backend", None) == "numba" and hasattr(eng, "step") and eng.threads > 1:
+                    fused.append(k)
+                    advanced.append(k)
+                    later[k] = eng.step(s, evidence, *transition, self.logw[k], M, wait=False)
+
         def part(k: int) -> tuple[float, np.ndarray | None]:
             lw, idx = self.logw[k], act[k]
             eng = self.groups[k].engine
+            if k in later:
+                z, m, fused_max[k] = later[k]()
+                return z, m
+            eng.prepare(s)
             if getattr(eng, "backend", None) == "numba":
                 if evidence is None:
                     return eng.mix_logw(lw, M)
                 fused.append(k)
-                if transition is not None:
+                if transition is not None and hasattr(eng, "step"):
                     z, m, fused_max[k] = eng.step(s, evidence, *transition, lw, M)
+                    advanced.append(k)
                 else:
                     z, m, fused_max[k] = eng.mix_and_evidence(evidence, lw, M)
                 return z, m
@@ -389,7 +403,7 @@ class Mixture:
 
         Z = 0.0
         raw = np.zeros(self.n_actions)
-        for z, m in self._par(part, range(len(self.groups))):
+        for z, m in self._par(part, [k for k in range(len(self.groups)) if k not in later] + list(later)):
             if m is not None:
                 Z += z
                 raw += m
@@ -397,6 +411,7 @@ class Mixture:
         pred /= pred.sum()
         self._cache = (s, pred)
         self._fused = tuple(fused)
+        self._advanced = tuple(advanced)
         self._fused_max = fused_max
         return pred
 
@@ -434,7 +449,8 @@ class Mixture:
         """Score action a at s and condition on it; with ``transition``, the compiled engines also
         advance (in the same pass). Returns (the predictive, the groups that advanced)."""
         pred = self._predict(s, evidence=a, transition=transition)
-        advanced = self._fused if transition is not None else ()
+        advanced = getattr(self, "_advanced", ()) if transition is not None else ()
+        self._advanced = ()
         self.mix_log_loss.append(-math.log2(pred[a]))
         done = self._fused
         self._par(lambda k: None if k in done else self._add_loglik(k, a), range(len(self.groups)))
