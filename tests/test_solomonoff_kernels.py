@@ -138,3 +138,35 @@ def test_mixture_compiled_equals_numpy(monkeypatch):
     np.testing.assert_allclose(two.posterior(), fast.posterior(), rtol=1e-9, atol=1e-15)
     fast.check_bound()
     two.check_bound()
+
+
+def _predict_in_child(mix, hist, q):
+    q.put(float(mix.predict_history(hist).sum()))
+
+
+def test_threaded_mixture_works_in_a_forked_child():
+    """Worker-thread pools do not survive fork; a child re-creates them instead of waiting forever."""
+    import multiprocessing as mp
+
+    import gymnasium as gym
+
+    from learners.recorder import record
+    from learners.teachers.base import make_teacher
+
+    kw = {"size": 9, "goal": [1, 7]}
+    env = gym.make("hypospace/DarkRoom-v0", **kw)
+    hist = record(make_teacher("q_learning", env.observation_space, env.action_space, seed=0), "hypospace/DarkRoom-v0",
+                  env_kwargs=kw, episodes=3, seed=0)
+    mix = Mixture.for_env("hypospace/DarkRoom-v0", 19.0, env_kwargs=kw, threads=2)
+    td = [g.engine for g in mix.groups if g.name == "td"][0]
+    assert td.k_nblocks > 1                       # the threaded path runs
+    mix.predict_history(hist)                     # its pools exist in the parent
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_predict_in_child, args=(mix, hist, q), daemon=True)
+    p.start()
+    p.join(timeout=60)
+    if p.is_alive():          # hung on a pool inherited from the parent
+        p.kill()
+    assert p.exitcode == 0
+    assert abs(q.get(timeout=5) - len(hist)) < 1e-9   # every predictive sums to 1

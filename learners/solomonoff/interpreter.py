@@ -28,6 +28,7 @@ Floating-point operations of the TD updates and action rules are those of
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -132,8 +133,9 @@ class TDEngine:
     def __init__(self, grammar: Grammar, tables: dict[str, np.ndarray], variants: dict[str, np.ndarray], smoothing: float,
                  backend: str | None = None, table_block: int | None = None):
         self.S, self.A = grammar.n_states, grammar.n_actions
-        if table_block is not None:
-            self.TABLE_BLOCK = int(table_block)   # tables per block of the compiled step (tests use small ones)
+        # tables per block of the compiled step (tests use small ones); fixed per engine: the
+        # block offsets and scratch below are built for it
+        self.TABLE_BLOCK = int(table_block if table_block is not None else type(self).TABLE_BLOCK)
         self.smoothing = float(smoothing)
         coef = np.asarray(tables["coef"], dtype=np.float64).reshape(-1, 5)
         deferred = coef[:, 3] != 0
@@ -361,10 +363,10 @@ class TDEngine:
         cuts = np.searchsorted(self.k_cost, self.k_cost[-1] * fr)
         cuts = [0] + [int(min(max(c + 1, 1), nb - 1)) for c in cuts] + [nb]
         parts = [(cuts[i], cuts[i + 1], i) for i in range(k) if cuts[i + 1] > cuts[i]]
-        if self._pool is None:
+        if self._pool is None or self._pool_pid != os.getpid():   # (a forked child has no pool threads)
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(max_workers=k - 1)
+            self._pool, self._pool_pid = ThreadPoolExecutor(max_workers=k - 1), os.getpid()
         futs = [self._pool.submit(run, p) for p in parts[1:]]
         mine = run(parts[0])
         if wait:

@@ -548,6 +548,8 @@ def td_step_blocks(Q, s, a, tb_lo, tb_hi, TB,
     ``upd_r[u]`` its reward; ``upd_e[u, k]`` = the table range [lo, hi) whose E under policy
     kind k it needs; ``upd_cdiv[u]`` the count-bonus divisions at its s2."""
     nT = Q.shape[2]
+    if E.size < TB or e_off.size <= tb_hi or s_off.size <= tb_hi or b_off.size <= tb_hi:
+        raise ValueError("td_step_blocks: scratch or block offsets do not match the table block size")
     Z = 0.0
     newmax = -np.inf
     for k in range(tb_lo, tb_hi):

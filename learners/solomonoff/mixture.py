@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Sequence
@@ -286,10 +287,10 @@ class Mixture:
         items = list(items)
         if self.threads <= 1 or len(items) < 2 or not getattr(self, "_shards", True):
             return [fn(x) for x in items]
-        if self._pool is None:
+        if self._pool is None or getattr(self, "_pool_pid", None) != os.getpid():   # (none in a forked child)
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(max_workers=self.threads)
+            self._pool, self._pool_pid = ThreadPoolExecutor(max_workers=self.threads), os.getpid()
         return list(self._pool.map(fn, items))
 
     def __getstate__(self) -> dict[str, Any]:
