@@ -358,11 +358,16 @@ class TDEngine:
         # a fixed split (by the work estimate ``k_cost``): the partial sums, and so the rounding
         # of Z and of the mix, do not depend on timing (only on threads and ``wait``)
         k = self.threads
-        first = 1.0 / k if wait else self.CALLER_SHARE * 2.0 / k
-        fr = first + (1.0 - first) * np.arange(0, k - 1) / max(k - 1, 1)
-        cuts = np.searchsorted(self.k_cost, self.k_cost[-1] * fr)
-        cuts = [0] + [int(min(max(c + 1, 1), nb - 1)) for c in cuts] + [nb]
-        parts = [(cuts[i], cuts[i + 1], i) for i in range(k) if cuts[i + 1] > cuts[i]]
+        parts = self._parts.get((k, wait)) if hasattr(self, "_parts") else None
+        if parts is None:
+            first = 1.0 / k if wait else self.CALLER_SHARE * 2.0 / k
+            fr = first + (1.0 - first) * np.arange(0, k - 1) / max(k - 1, 1)
+            cuts = np.searchsorted(self.k_cost, self.k_cost[-1] * fr)
+            cuts = [0] + [int(min(max(c + 1, 1), nb - 1)) for c in cuts] + [nb]
+            parts = [(cuts[i], cuts[i + 1], i) for i in range(k) if cuts[i + 1] > cuts[i]]
+            if not hasattr(self, "_parts"):
+                self._parts = {}
+            self._parts[(k, wait)] = parts
         if self._pool is None or self._pool_pid != os.getpid():   # (a forked child has no pool threads)
             from concurrent.futures import ThreadPoolExecutor
 
