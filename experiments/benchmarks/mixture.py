@@ -13,6 +13,11 @@ counts every program (code word) of the grammar those classes stand for. For ref
 run also measures the regime of DESIGN.md's known fact (500 Q-learning tables x 200
 epsilon-greedy variants each, ``shared_table_regime``). Wall-clock and
 process CPU time are both reported (the machine is shared; CPU time is the steadier figure).
+
+The batched side runs with ``--threads`` worker threads (default: the machine's cores, at most
+2), after a warm-up off the clock (the compiled kernels load or compile on first use), and is
+timed ``--repeats`` times on fresh copies of the mixture: the figure is the median run, and
+every run's figure is printed (``hypothesis_steps_per_s_each_run``).
 """
 from __future__ import annotations
 

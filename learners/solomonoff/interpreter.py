@@ -24,6 +24,14 @@ programs on a step, except ``ThompsonEngine`` (see there).
 
 Floating-point operations of the TD updates and action rules are those of
 ``semantics.ProgramAgent`` (and of the tabular teachers), element for element.
+
+Two backends run the same arithmetic. ``numpy`` (the reference) is the array code in this
+file. ``numba`` (the default when numba is installed) runs ``TDEngine`` and the small engines'
+hot path as compiled kernels (``kernels.py``): ``TDEngine.step`` is one pass per teacher step
+over blocks of value tables (statistics, every rule's mix and evidence, the updates), split
+between ``threads`` workers; ``mix_logw`` / ``add_loglik`` / ``mix_and_evidence`` /
+``advance`` are the same pass with parts switched off, so every entry point sums in the same
+order. ``all_probs``, ``mix(w, idx)`` and ``loglik`` stay numpy on both (queries, tests).
 """
 from __future__ import annotations
 
