@@ -135,6 +135,24 @@ def _dot(x, y):
     return acc
 
 
+@njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+def _sum_if_bit(G, IDX, bit, m):
+    """sum of G[i] over i < m with ``bit`` set in IDX[i] (a mix term: order free)."""
+    acc = 0.0
+    for i in range(m):
+        acc += G[i] if (IDX[i] & bit) != 0 else 0.0
+    return acc
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+def _sum_if_eq(Xb, MX, G, m):
+    """sum of G[i] over i < m with Xb[i] == MX[i] (a mix term: order free)."""
+    acc = 0.0
+    for i in range(m):
+        acc += G[i] if Xb[i] == MX[i] else 0.0
+    return acc
+
+
 @njit(**_JIT)
 def _weights(lw, M, W):
     """W[i] = exp(lw[i] - M)."""
@@ -217,13 +235,10 @@ def _rowsum(X, m, SZ):
 
 @njit(**_JIT)
 def _mix_argmax(X, m, MX, G, pred):
-    """pred[b] += sum_i G[i] [X[b, i] = MX[i]] (X is overwritten)."""
+    """pred[b] += sum_i G[i] [X[b, i] = MX[i]]."""
     A = X.shape[0]
     for b in range(A):
-        Xb = X[b]
-        for i in range(m):
-            Xb[i] = G[i] if Xb[i] == MX[i] else 0.0
-        pred[b] += _sum(Xb[:m])
+        pred[b] += _sum_if_eq(X[b], MX, G, m)
 
 
 @njit(**_JIT)
@@ -287,10 +302,7 @@ def td_variants_eps(a, vt, TCNT, TMASK, lut, lut_row, eps, lw, M, do_mix, do_evi
             for i in range(m):
                 G[i] = (W[i] * (1.0 - eb[i])) / CNT[i]
             for b in range(A):
-                bit = np.uint8(1 << b)
-                for i in range(m):
-                    MX[i] = G[i] if (IDX[i] & bit) != 0 else 0.0
-                pred[b] += _sum(MX[:m])
+                pred[b] += _sum_if_bit(G, IDX, np.uint8(1 << b), m)
         newmax = _lwmax(lwb, newmax)
     if do_mix:
         for b in range(A):
