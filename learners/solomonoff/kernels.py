@@ -24,6 +24,7 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 _JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
@@ -43,6 +44,16 @@ def _i2f(typingctx, x):
     return types.float64(types.int64), codegen
 
 
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a * b + c with one rounding (llvm.fma: a vector FMA where the loop vectorises)."""
+    def codegen(context, builder, sig, args):
+        d = ir.DoubleType()
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(d, [d, d, d]), "llvm.fma.f64")
+        return builder.call(fn, args)
+    return types.float64(types.float64, types.float64, types.float64), codegen
+
+
 _INV_LN2 = 1.4426950408889634
 _SHIFT = 6755399441055744.0            # 1.5 * 2^52: adding it rounds to an integer, kept in the low bits
 _LN2_HI = 0.6931471803691238           # 0x3fe62e42fee00000 (k * LN2_HI is exact for |k| < 2^11)
@@ -56,24 +67,24 @@ def vexp(x):
     """exp(x) to <= 1 ulp for x <= 709, 0 below -708 (subnormal results are flushed).
 
     x = k ln2 + r with |r| <= ln2/2 (Cody-Waite, ln2 in two parts), exp(r) by its Taylor
-    polynomial of degree 13 (truncation < 4e-18 relative), times 2^k built in the exponent bits."""
-    n = x * _INV_LN2 + _SHIFT
+    polynomial of degree 13 (truncation < 4e-18 relative) in fused multiply-adds, times 2^k
+    built in the exponent bits."""
+    n = _fma(x, _INV_LN2, _SHIFT)
     kd = n - _SHIFT
     ki = _f2i(n)
-    r = (x - kd * _LN2_HI) - kd * _LN2_LO
-    p = _C13
-    p = p * r + _C12
-    p = p * r + _C11
-    p = p * r + _C10
-    p = p * r + _C9
-    p = p * r + _C8
-    p = p * r + _C7
-    p = p * r + _C6
-    p = p * r + _C5
-    p = p * r + _C4
-    p = p * r + _C3
-    p = p * r + _C2
-    p = (p * r * r + r) + 1.0
+    r = _fma(kd, -_LN2_LO, _fma(kd, -_LN2_HI, x))
+    p = _fma(_C13, r, _C12)
+    p = _fma(p, r, _C11)
+    p = _fma(p, r, _C10)
+    p = _fma(p, r, _C9)
+    p = _fma(p, r, _C8)
+    p = _fma(p, r, _C7)
+    p = _fma(p, r, _C6)
+    p = _fma(p, r, _C5)
+    p = _fma(p, r, _C4)
+    p = _fma(p, r, _C3)
+    p = _fma(p, r, _C2)
+    p = _fma(p * r, r, r) + 1.0
     y = p * _i2f((ki + 1023) << 52)
     return 0.0 if x < -708.0 else y
 
