@@ -714,6 +714,15 @@ class HistoryWriter:
         self._closed = True
         return LearningHistory.load(self.directory, verify=False)
 
+    def release(self) -> None:
+        """Close the column files and keep what is on disk (a checkpointed run that failed:
+        ``--resume`` reopens them, cut back to the last checkpoint)."""
+        for c in self.cols.values():
+            try:
+                c.f.close()
+            except Exception:
+                pass
+
     def abort(self) -> None:
         """Drop everything written (nothing half-written is left behind)."""
         for c in self.cols.values():

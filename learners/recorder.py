@@ -338,8 +338,11 @@ class Recorder:
                 env.close()
             # Without checkpoints a failed run leaves nothing behind; with them the partial
             # run is what --resume continues, so it stays.
-            if writer is not None and not self.checkpoint_every:
-                writer.abort()
+            if writer is not None:
+                if self.checkpoint_every:
+                    writer.release()
+                else:
+                    writer.abort()
             raise
 
     def _checkpoint(self, sink: _Sink, writer: HistoryWriter | None, env: gym.Env, obs: Any,

@@ -62,8 +62,10 @@ def reference(tmp_path_factory):
 
 def test_sigkill_then_resume_is_bit_identical(reference, tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "experiments.train_dqn", *atari_args(out)], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err_path = tmp_path / "stderr.txt"      # a file, not a pipe: nothing can fill up and block the run
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "experiments.train_dqn", *atari_args(out)], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=err)
     partial = out.with_name(out.name + ".partial")
     deadline = time.time() + 120
 
@@ -77,7 +79,7 @@ def test_sigkill_then_resume_is_bit_identical(reference, tmp_path):
     # at a random later step: the resume point falls anywhere from step 180 to the transplant.
     while rows() < 180 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    assert rows() >= 180, proc.stderr.read().decode() if proc.poll() is not None else "no checkpoint in time"
+    assert rows() >= 180, err_path.read_text() if proc.poll() is not None else "no checkpoint in time"
     time.sleep(random.uniform(0.0, 1.5))
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"

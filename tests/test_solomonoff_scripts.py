@@ -31,6 +31,11 @@ def test_bad_input_exits_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         mixture_transplant.main(["--episodes", "5", "--window", "10", "--out", str(out)])
     assert e.value.code == 2
+    for mod in (mixture_identify, mixture_continuation, mixture_transplant):
+        args = ["--env", "chain"] if mod is mixture_identify else []
+        with pytest.raises(SystemExit) as e:
+            mod.main(args + ["--threads", "0", "--out", str(out)])
+        assert e.value.code == 2 and "--threads" in capsys.readouterr().err
     assert not out.exists()
     out.write_text("{}")
     with pytest.raises(SystemExit) as e:
@@ -41,7 +46,7 @@ def test_bad_input_exits_2(tmp_path, capsys):
 def test_tiny_runs_write_results_with_provenance(tmp_path):
     a, b, c = tmp_path / "id.json", tmp_path / "cont.json", tmp_path / "tp.json"
     assert mixture_identify.main(["--env", "chain", "--size", "3", "--budget", "14", "--draws", "1", "--episodes", "30",
-                                  "--families", "QLearning", "--out", str(a)]) == 0
+                                  "--families", "QLearning", "--threads", "2", "--out", str(a)]) == 0
     small = ["--size", "3", "--budget", "13", "--part-budgets", "{}", "--kind-budgets", "{}",
              "--teacher", "QLearning(init=0, alpha=1/n, gamma=1/2, explore=count_bonus(1))"]
     assert mixture_continuation.main(small + ["--T", "5", "10", "--seeds", "2", "--continuations", "1", "--out", str(b)]) == 0
