@@ -71,7 +71,7 @@ def _engines(S, A, budget, seed, table_block=None):
     return TDEngine(g, t, v, SM, backend="numpy"), TDEngine(g, t, v, SM, backend="numba", table_block=table_block)
 
 
-@pytest.mark.parametrize("S,A,budget,threads", [(6, 5, 19, 1), (4, 2, 17, 1), (5, 3, 18, 2)])
+@pytest.mark.parametrize("S,A,budget,threads", [(6, 5, 19, 1), (4, 2, 17, 1), (5, 3, 18, 2), (2, 11, 17, 2)])
 def test_compiled_engine_equals_numpy_engine(S, A, budget, threads):
     """Every entry point of the compiled engine (the fused ``step``; ``mix_and_evidence`` then
     ``advance``; ``mix_logw``, ``add_loglik``, ``advance``) against the numpy engine."""

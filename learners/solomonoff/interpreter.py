@@ -206,8 +206,14 @@ class TDEngine:
                 g["greedy_mass"] = 1.0 - vp[sl]
             g["deferred"] = self.deferred[t].astype(np.int64)
             self.groups[name] = g
+        # the compiled kernels keep each table's argmax set as a bit mask: up to 64 actions
+        if backend is None and self.A > 64:
+            backend = "numpy"
         self.backend = _resolve_backend(backend)
         if self.backend == "numba":
+            if self.A > 64:
+                raise ValueError(f"backend 'numba' handles up to 64 actions, not {self.A}; use backend='numpy'")
+            self.k_mask_dtype = next(d for d in (np.uint8, np.uint16, np.uint32, np.uint64) if self.A <= 8 * np.dtype(d).itemsize)
             self._kernel_arrays(vt, vk, vp)
         self.reset()
 
@@ -235,11 +241,9 @@ class TDEngine:
         self.k_W, self.k_MX, self.k_CNT, self.k_G = (np.empty(B) for _ in range(4))
         self.k_X, self.k_Y = np.empty((A, B)), np.empty((A, B))
         self.k_E = np.zeros(self.n_tables)
-        self.k_IDX = np.empty(B, dtype=np.uint8)
+        self.k_IDX = np.empty(B, dtype=self.k_mask_dtype)
         self.k_TMX, self.k_TCNT = np.empty(self.n_tables), np.empty(self.n_tables)
-        self.k_TMASK = np.empty(self.n_tables, dtype=np.uint8)
-        if A > 8:
-            raise NotImplementedError("the compiled TD kernels keep argmax sets as 8-bit masks (A <= 8); use backend='numpy'")
+        self.k_TMASK = np.empty(self.n_tables, dtype=self.k_mask_dtype)
         # the fused step (``step``): table blocks, and each rule's rows on each block
         TB = self.TABLE_BLOCK
         self.k_nblocks = max(1, -(-self.n_tables // TB))
@@ -265,7 +269,7 @@ class TDEngine:
 
     def _new_scratch(self) -> tuple[np.ndarray, ...]:
         A, B = self.A, self.KERNEL_BLOCK
-        return (np.empty(B), np.empty((A, B)), np.empty(B), np.empty(B), np.empty(B), np.empty(B, dtype=np.uint8),
+        return (np.empty(B), np.empty((A, B)), np.empty(B), np.empty(B), np.empty(B), np.empty(B, dtype=self.k_mask_dtype),
                 np.empty(self.TABLE_BLOCK), np.empty((A, B)))
 
     def __getstate__(self) -> dict[str, Any]:

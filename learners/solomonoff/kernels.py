@@ -266,7 +266,7 @@ def table_stats(Q, s, lo, hi, MX, CNT, MASK, X):
         mk[i] = 1
     for b in range(1, A):
         Qb = Q[s, b, lo:hi]
-        bit = np.uint8(1 << b)
+        bit = 1 << b                       # (stored in MASK's width: A <= 8 * itemsize)
         for i in range(n):
             x = Qb[i]
             m = mx[i]
@@ -289,7 +289,7 @@ def td_variants_eps(a, vt, TCNT, TMASK, lut, lut_row, eps, lw, M, do_mix, do_evi
     Z = 0.0
     Ez = 0.0
     newmax = -np.inf
-    abit = np.uint8(1 << a)
+    abit = 1 << a
     for blo in range(0, n, B):
         m = min(B, n - blo)
         lwb, rowb, vtb = lw[blo:blo + m], lut_row[blo:blo + m], vt[blo:blo + m]
@@ -313,7 +313,7 @@ def td_variants_eps(a, vt, TCNT, TMASK, lut, lut_row, eps, lw, M, do_mix, do_evi
             for i in range(m):
                 G[i] = (W[i] * (1.0 - eb[i])) / CNT[i]
             for b in range(A):
-                pred[b] += _sum_if_bit(G, IDX, np.uint8(1 << b), m)
+                pred[b] += _sum_if_bit(G, IDX, 1 << b, m)
         newmax = _lwmax(lwb, newmax)
     if do_mix:
         for b in range(A):
