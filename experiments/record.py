@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(str(e))
     out = check_new_output(PROG, args.out)
     options = config_overrides(args, spec.cls.Config)
+    if args.steps is not None and "total_steps" in {f.name for f in dataclasses.fields(spec.cls.Config)} \
+            and "total_steps" not in options:
+        options["total_steps"] = args.steps   # a schedule planned over the run (as train_dqn sets it)
     cli = {"env": args.env, "env_kwargs": env_kwargs, "teacher": args.teacher, "teacher_options": options,
            "episodes": args.episodes, "steps": args.steps, "seed": args.seed,
            "snapshot_every": args.snapshot_every or 1000, "checkpoint_every": args.checkpoint_every,

@@ -218,6 +218,14 @@ def test_record_cli_bad_input_one_line_exit_2_nothing_written(tmp_path, args, ms
     assert list(tmp_path.iterdir()) == []
 
 
+def test_record_cli_plans_a_dqn_schedule_over_the_recorded_steps(tmp_path):
+    out = tmp_path / "d"
+    r = run_cli("--env", DR, "--teacher", "dqn", "--preset", "smoke", "--steps", "300", "--out", str(out), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    h = LearningHistory.load(out)
+    assert len(h) == 300 and h.metadata["cli"]["teacher_options"]["total_steps"] == 300
+
+
 def test_record_cli_records_refuses_existing_out_and_resumes(tmp_path):
     out = tmp_path / "h"
     r = run_cli("--env", DR, "--teacher", "sarsa", "--episodes", "50", "--seed", "2", "--task", "train:4",
