@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import experiments.benchmarks as _pkg
+from experiments.cli import UsageError, fail
 from experiments.runinfo import run_info
 
 
@@ -46,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(mod, "add_arguments"):
         mod.add_arguments(p)
     args = p.parse_args(rest)
-    result = {"benchmark": name, **mod.run(args), "run": run_info(seed=getattr(args, "seed", None), config=vars(args))}
+    try:
+        figures = mod.run(args)
+    except UsageError as e:    # bad values the parser cannot check: one line, exit 2
+        fail(p.prog, str(e))
+    result = {"benchmark": name, **figures, "run": run_info(seed=getattr(args, "seed", None), config=vars(args))}
     if args.json:
         print(json.dumps(result, indent=1, default=float))
     else:

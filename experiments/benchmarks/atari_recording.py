@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from experiments.cli import UsageError
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--game", default="Breakout", help="Atari game (default: Breakout)")
@@ -292,9 +294,9 @@ def _replay_memory(capacity: int = 1_000_000) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.steps <= args.learning_starts or args.learning_starts < 0:
-        raise SystemExit("atari_recording: --steps must exceed --learning-starts >= 0")
+        raise UsageError("--steps must exceed --learning-starts >= 0")
     if args.rounds < 1 or args.threads < 1:
-        raise SystemExit("atari_recording: --rounds and --threads must be >= 1")
+        raise UsageError("--rounds and --threads must be >= 1")
     import torch
 
     from envs.atari import PROTOCOL, make_atari

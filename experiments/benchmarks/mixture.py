@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from experiments.cli import UsageError
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env-id", default="hypospace/DarkRoom-v0", help="toy env with Discrete observations")
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from learners.teachers.base import make_teacher
 
     if min(args.budget, args.episodes, args.loop_programs, args.loop_steps, args.repeats, args.threads) <= 0:
-        raise SystemExit("budget, episodes, loop-programs, loop-steps, repeats and threads must be positive")
+        raise UsageError("budget, episodes, loop-programs, loop-steps, repeats and threads must be positive")
     kw = {"size": args.size, "goal": [1, args.size - 2]} if "DarkRoom" in args.env_id else {}
     env = gym.make(args.env_id, **kw)
     teacher = make_teacher("q_learning", env.observation_space, env.action_space, seed=args.seed)

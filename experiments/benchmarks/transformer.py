@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from experiments.cli import UsageError
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", default="1,2", help="comma-separated torch thread counts to measure (default: 1,2)")
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
     if not threads or min(threads) < 1:
-        raise SystemExit("--threads must list positive integers")
+        raise UsageError("--threads must list positive integers")
     P = preset("darkroom", "default")
     mcfg = ModelConfig(**{**P["model"], "n_actions": 5, "obs_n": 81, "grid_shape": (9, 9)})
     batch = int(P["train"]["batch_size"])

@@ -124,10 +124,28 @@ def acount(mask: np.ndarray) -> np.ndarray:
     return c
 
 
+class _Compiled:
+    """The compiled entry points the mixture calls, over one pass ``_pass(a, lw, M, do_mix,
+    do_evidence) -> (Z, mix, max lw after)`` (engines with ``backend == "numba"``)."""
+
+    def mix_logw(self, lw: np.ndarray, M: float) -> tuple[float, np.ndarray]:
+        """(Z, sum_v w_v p_v) with w = exp(lw - M), over every row, at the prepared state."""
+        Z, pred, _ = self._pass(0, lw, M, True, False)
+        return Z, pred
+
+    def add_loglik(self, a: int, lw: np.ndarray) -> float:
+        """lw += every row's smoothed log-probability of action a; returns max(lw)."""
+        return self._pass(a, lw, 0.0, False, True)[2]
+
+    def mix_and_evidence(self, a: int, lw: np.ndarray, M: float) -> tuple[float, np.ndarray, float]:
+        """``mix_logw`` then ``add_loglik`` in one pass: (Z, mix before the evidence, max(lw) after)."""
+        return self._pass(a, lw, M, True, True)
+
+
 # =============================================================================================
 # TD learners
 # =============================================================================================
-class TDEngine:
+class TDEngine(_Compiled):
     """Tabular TD programs with shared value tables (see the module docstring).
 
     ``tables``: dict of per-table arrays: init, alpha (nan for 1/n), coef [n, 5] (r, const, max,
@@ -301,7 +319,7 @@ class TDEngine:
         A = self.A
         groups = self.groups
         # count-bonus rows at s (before this step's counts change)
-        if "count_bonus" in groups:
+        if "count_bonus" in groups and (do_mix or do_evidence):
             root = np.sqrt(self.N[:, s] + 1.0)
             b_cdiv = (groups["count_bonus"]["k_cvals"][:, None, None] / root[None, :, :]).ravel()
         else:
@@ -410,7 +428,7 @@ class TDEngine:
         self._kstatic = st
         return st
 
-    def _kernel_variants(self, a: int, lw: np.ndarray, M: float, do_mix: bool, do_evidence: bool) -> tuple[float, np.ndarray, float]:
+    def _pass(self, a: int, lw: np.ndarray, M: float, do_mix: bool, do_evidence: bool) -> tuple[float, np.ndarray, float]:
         """Every rule's compiled pass at the prepared state: (Z, mix, max lw after). The same
         block-by-block pass as ``step`` (so the sums come out in the same order), without updates."""
         return self._blocks(self._s, a, lw, M, do_mix, do_evidence, None)
@@ -453,20 +471,6 @@ class TDEngine:
         self._q, self._mx, self._mask = q, mx, mask
         self._cnt = acount(mask)
         self._stats = True
-
-    # compiled path (``kernels``): the mixture's hot loop ------------------------------------
-    def mix_logw(self, lw: np.ndarray, M: float) -> tuple[float, np.ndarray]:
-        """(Z, sum_v w_v p_v) with w = exp(lw - M), over every variant, at the prepared state."""
-        Z, pred, _ = self._kernel_variants(0, lw, M, True, False)
-        return Z, pred
-
-    def add_loglik(self, a: int, lw: np.ndarray) -> float:
-        """lw += every variant's smoothed log-probability of action a; returns max(lw)."""
-        return self._kernel_variants(a, lw, 0.0, False, True)[2]
-
-    def mix_and_evidence(self, a: int, lw: np.ndarray, M: float) -> tuple[float, np.ndarray, float]:
-        """``mix_logw`` then ``add_loglik`` in one pass: (Z, mix before the evidence, max(lw) after)."""
-        return self._kernel_variants(a, lw, M, True, True)
 
     def _inv_cnt(self) -> np.ndarray:
         v = self._cache.get("inv_cnt")
@@ -628,7 +632,7 @@ class TDEngine:
 # =============================================================================================
 # Fixed policies, bandit programs
 # =============================================================================================
-class _RowsCompiled:
+class _RowsCompiled(_Compiled):
     """The compiled mix / evidence of an engine whose rows' probabilities are explicit (``_rows()``)."""
 
     backend = "numpy"
@@ -636,7 +640,7 @@ class _RowsCompiled:
     def _rows(self) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def _rows_pass(self, a: int, lw: np.ndarray, M: float, do_mix: bool, do_evidence: bool) -> tuple[float, np.ndarray, float]:
+    def _pass(self, a: int, lw: np.ndarray, M: float, do_mix: bool, do_evidence: bool) -> tuple[float, np.ndarray, float]:
         PT, logpT = self._rows()            # action-major [A, n]
         pred = np.zeros(self.A)
         W = getattr(self, "_W", None)
@@ -646,15 +650,6 @@ class _RowsCompiled:
                                      logpT[a] if logpT.size else np.zeros(0), W)
         return Z, pred, mx
 
-    def mix_logw(self, lw: np.ndarray, M: float) -> tuple[float, np.ndarray]:
-        Z, pred, _ = self._rows_pass(0, lw, M, True, False)
-        return Z, pred
-
-    def add_loglik(self, a: int, lw: np.ndarray) -> float:
-        return self._rows_pass(a, lw, 0.0, False, True)[2]
-
-    def mix_and_evidence(self, a: int, lw: np.ndarray, M: float) -> tuple[float, np.ndarray, float]:
-        return self._rows_pass(a, lw, M, True, True)
 
 
 class FixedEngine(_RowsCompiled):

@@ -253,10 +253,10 @@ def _mix_argmax(X, m, MX, G, pred):
 
 
 @njit(**_JIT)
-def table_stats(Q, s, lo, hi, MX, CNT, MASK, X):
+def table_stats(Q, s, lo, hi, MX, CNT, MASK):
     """Per value table t in [lo, hi) at state s: MX[t] = max_b Q(s, b, t), CNT[t] = |argmax|
     (a float) and MASK[t] = the argmax set as bits, in one pass over the rows Q[s, b, lo:hi]
-    (tables are contiguous: no gathering). ``X`` is unused (kept for a uniform signature)."""
+    (tables are contiguous: no gathering)."""
     A = Q.shape[1]
     n = hi - lo
     Q0, mx, cnt, mk = Q[s, 0, lo:hi], MX[lo:hi], CNT[lo:hi], MASK[lo:hi]
@@ -417,31 +417,42 @@ def _tload(Q, s2, blo, m, X):
 
 
 @njit(**_JIT)
-def expect_eps(Q, s2, lo, hi, par, E, X, MX, CNT):
+def _rowdot(P, Y, m, E):
+    """E[i] = sum_b P[b, i] Y[b, i], summed over b in order (as ``adot``: p0 q0 + p1 q1 + ...)."""
+    A = P.shape[0]
+    for b in range(A):
+        Pb, Yb = P[b], Y[b]
+        for i in range(m):
+            pq = Pb[i] * Yb[i]
+            if b == 0:
+                E[i] = pq
+            else:
+                E[i] += pq
+
+
+@njit(**_JIT)
+def expect_eps(Q, s2, lo, hi, par, E, X, MX, CNT, Y):
+    """eps-greedy policy at s2: pi(b) = eps/A + ((1 - eps) [q_b = max]) / |argmax|."""
     A = Q.shape[1]
     B = MX.size
     for blo in range(lo, hi, B):
         m = min(B, hi - blo)
         pb_, Eb = par[blo:blo + m], E[blo - lo:blo - lo + m]
-        _tload(Q, s2, blo, m, X)
-        _rowmax(X, m, MX)
-        _rowcount(X, m, MX, CNT)
+        _tload(Q, s2, blo, m, Y)
+        _rowmax(Y, m, MX)
+        _rowcount(Y, m, MX, CNT)
         for i in range(m):
-            p = pb_[i]
-            CNT[i] = (1.0 - p) / CNT[i]      # the greedy share of each argmax action
+            CNT[i] = (1.0 - pb_[i]) / CNT[i]   # the greedy share of each argmax action
         for b in range(A):
-            Xb = X[b]
+            Xb, Yb = X[b], Y[b]
             for i in range(m):
-                q = Xb[i]
-                pb = pb_[i] / A + (CNT[i] if q == MX[i] else 0.0)
-                if b == 0:
-                    Eb[i] = pb * q
-                else:
-                    Eb[i] += pb * q
+                Xb[i] = pb_[i] / A + (CNT[i] if Yb[i] == MX[i] else 0.0)
+        _rowdot(X, Y, m, Eb)
 
 
 @njit(**_JIT)
 def expect_softmax(Q, s2, lo, hi, par, E, X, MX, SZ, Y):
+    """softmax policy at s2: pi(b) = z_b / sum z, z_b = exp((q_b - max q) / T)."""
     A = Q.shape[1]
     B = MX.size
     for blo in range(lo, hi, B):
@@ -457,13 +468,10 @@ def expect_softmax(Q, s2, lo, hi, par, E, X, MX, SZ, Y):
                 Xb[i] = vexp(Xb[i])
         _rowsum(X, m, SZ)
         for b in range(A):
-            Xb, Yb = X[b], Y[b]
+            Xb = X[b]
             for i in range(m):
-                pq = (Xb[i] / SZ[i]) * Yb[i]
-                if b == 0:
-                    Eb[i] = pq
-                else:
-                    Eb[i] += pq
+                Xb[i] = Xb[i] / SZ[i]
+        _rowdot(X, Y, m, Eb)
 
 
 @njit(**_JIT)
@@ -485,13 +493,10 @@ def expect_bonus(Q, s2, lo, hi, cidx, cdiv, E, X, MX, CNT, Y):
         for i in range(m):
             CNT[i] = 1.0 / CNT[i]            # the probability of each argmax action
         for b in range(A):
-            Xb, Yb = X[b], Y[b]
+            Xb = X[b]
             for i in range(m):
-                pq = (CNT[i] if Xb[i] == MX[i] else 0.0) * Yb[i]
-                if b == 0:
-                    Eb[i] = pq
-                else:
-                    Eb[i] += pq
+                Xb[i] = CNT[i] if Xb[i] == MX[i] else 0.0
+        _rowdot(X, Y, m, Eb)
 
 
 @njit(**_JIT)
@@ -543,7 +548,7 @@ def _expect_range(Q, s2, lo, hi, kind, pi_param, pcidx, cdiv, E, e_off, X, MX, C
         return
     Eb = E[lo - e_off:hi - e_off]
     if kind == 0:
-        expect_eps(Q, s2, lo, hi, pi_param, Eb, X, MX, CNT)
+        expect_eps(Q, s2, lo, hi, pi_param, Eb, X, MX, CNT, Y)
     elif kind == 1:
         expect_softmax(Q, s2, lo, hi, pi_param, Eb, X, MX, CNT, Y)
     else:
@@ -579,7 +584,7 @@ def td_step_blocks(Q, s, a, tb_lo, tb_hi, TB,
         t0 = k * TB
         t1 = min(nT, t0 + TB)
         if do_mix or do_evidence:
-            table_stats(Q, s, t0, t1, TMX, TCNT, TMASK, X)
+            table_stats(Q, s, t0, t1, TMX, TCNT, TMASK)
         r0, r1 = e_off[k], e_off[k + 1]
         if r1 > r0 and (do_mix or do_evidence):
             z, m = td_variants_eps(a, e_vt[r0:r1], TCNT, TMASK, e_lut, e_row[r0:r1], e_eps[r0:r1],
