@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from envs.tasks import optimal_return
-    from experiments.runinfo import run_info
+    from learners.provenance import run_info
     from learners.transformer.corpus import DataSpec, ensure_histories, jobs, task_split_of
 
     try:

@@ -12,6 +12,9 @@ import typing
 from pathlib import Path
 from typing import Any, NoReturn
 
+# Re-exported: the scripts write their results through the one atomic JSON writer.
+from learners.files import write_json_atomic
+
 
 class UsageError(Exception):
     """Bad input from the command line: reported in one line, exit code 2."""
@@ -88,31 +91,6 @@ def parse_kv(items: list[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[k.strip()] = v
     return out
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """Write JSON to a temporary name in the same directory, then rename."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=_json_default)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, p)
-    return p
-
-
-def _json_default(x: Any) -> Any:
-    import numpy as np
-
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, Path):
-        return str(x)
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
 def check_new_output(prog: str, path: str | os.PathLike, *, allow_existing: bool = False) -> Path:

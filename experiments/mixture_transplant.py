@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     from experiments.cli import check_new_output, fail, write_json_atomic
-    from experiments.runinfo import run_info
+    from learners.provenance import run_info
 
     p = parser()
     args = p.parse_args(argv)

@@ -142,7 +142,7 @@ def _task_kwargs(env_id: str, task: str, split_seed: int, size_kwargs: dict[str,
 def _run(cli: dict[str, Any], out: Path, *, progress: bool, resume: bool) -> int:
     import envs
     from experiments.cli import fail
-    from experiments.runinfo import run_info
+    from learners.provenance import run_info
     from learners.recorder import Recorder, Segment
     from learners.teachers import make_teacher
 

@@ -121,7 +121,7 @@ def _run(cli: dict[str, Any], out: Path, *, progress: bool, resume: bool) -> int
 
     import envs
     from experiments.cli import fail
-    from experiments.runinfo import run_info
+    from learners.provenance import run_info
     from learners.checkpoint import load_state
     from learners.recorder import CHECKPOINT, Recorder, Segment
     from learners.teachers import make_teacher

@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from experiments.runinfo import run_info
+    from learners.provenance import run_info
     from learners.transformer.corpus import DataSpec, build_corpus
     from learners.transformer.data import DataError
     from learners.transformer.model import ModelConfig

@@ -32,7 +32,6 @@ whose files do not match the manifest, naming the file and the field.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -42,6 +41,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
+
+from learners.files import sha256_file, to_jsonable
 
 FORMAT = "hypospace.LearningHistory"
 FORMAT_VERSION = 1
@@ -107,17 +108,6 @@ def _read_npy_header(path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
     if fortran:
         raise HistoryError(f"{path.name}: Fortran-ordered arrays are not supported")
     return np.dtype(dtype), tuple(shape), offset
-
-
-def _sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -320,7 +310,7 @@ class LearningHistory:
 
         name, digest = self._snapshot_files[step]
         p = self.path / SNAPSHOT_DIR / name
-        if digest is not None and _sha256(p) != digest:
+        if digest is not None and sha256_file(p) != digest:
             raise HistoryError(f"{SNAPSHOT_DIR}/{name}: sha256 does not match the manifest")
         return load_file(str(p))
 
@@ -502,7 +492,7 @@ class LearningHistory:
             p = d / SNAPSHOT_DIR / s["file"]
             if not p.exists():
                 raise HistoryError(f"{SNAPSHOT_DIR}/{s['file']}: missing (listed in manifest field 'snapshots')")
-            if verify and _sha256(p) != s["sha256"]:
+            if verify and sha256_file(p) != s["sha256"]:
                 raise HistoryError(f"{SNAPSHOT_DIR}/{s['file']}: sha256 does not match the manifest")
             snaps[int(s["step"])] = (s["file"], s["sha256"])
         h = cls(
@@ -535,7 +525,7 @@ def _load_column(d: Path, col: str, entry: Mapping[str, Any], *, verify: bool, m
     size = p.stat().st_size
     if size != expected:
         raise HistoryError(f"{fname}: {size} bytes, expected {expected} (truncated or padded; column '{col}')")
-    if verify and _sha256(p) != digest:
+    if verify and sha256_file(p) != digest:
         raise HistoryError(f"{fname}: sha256 does not match the manifest (column '{col}' was modified)")
     if int(np.prod(shape, dtype=np.int64)) == 0:
         return np.zeros(shape, dtype)
@@ -663,7 +653,7 @@ class HistoryWriter:
         p = self.partial / SNAPSHOT_DIR / name
         save_file({k: np.ascontiguousarray(np.asarray(v)) for k, v in weights.items()}, str(p))
         self.snapshots = [s for s in self.snapshots if s["step"] != int(step)]
-        self.snapshots.append({"step": int(step), "file": name, "sha256": _sha256(p)})
+        self.snapshots.append({"step": int(step), "file": name, "sha256": sha256_file(p)})
 
     def flush(self) -> int:
         """Make every appended row durable; returns the number of rows (store it in a checkpoint)."""
@@ -686,7 +676,7 @@ class HistoryWriter:
                 "file": col.path.name,
                 "shape": [col.rows, *col.row_shape],
                 "dtype": col.dtype.str,
-                "sha256": _sha256(col.path),
+                "sha256": sha256_file(col.path),
             }
         (self.partial / "partial.json").unlink(missing_ok=True)
         manifest = {
@@ -696,7 +686,7 @@ class HistoryWriter:
             "n_actions": self.n_actions,
             "files": files,
             "snapshots": sorted(self.snapshots, key=lambda s: s["step"]),
-            "metadata": _jsonable(self.metadata),
+            "metadata": to_jsonable(self.metadata),
         }
         tmp = self.partial / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
@@ -732,23 +722,6 @@ class HistoryWriter:
                 pass
         shutil.rmtree(self.partial, ignore_errors=True)
         self._closed = True
-
-
-def _jsonable(x: Any) -> Any:
-    """Make metadata JSON-safe (numpy scalars/arrays, tuples, paths)."""
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, Path):
-        return str(x)
-    if x is None or isinstance(x, (bool, int, float, str)):
-        return x
-    return repr(x)
 
 
 __all__ = ["LearningHistory", "HistoryWriter", "HistoryError"]

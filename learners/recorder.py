@@ -31,6 +31,7 @@ import numpy as np
 from learners.checkpoint import load_state, save_state
 from learners.history import HistoryWriter, LearningHistory
 from learners.protocols import Transition, sample_action
+from learners.provenance import git_commit, package_versions
 
 CHECKPOINT = "checkpoint"
 
@@ -181,8 +182,6 @@ class Recorder:
 
     # -- metadata --------------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
-        from experiments.runinfo import git_commit, package_versions
-
         first = self.segments[0]
         return {
             "env_id": first.env_id,

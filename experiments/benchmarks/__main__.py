@@ -19,7 +19,7 @@ from pathlib import Path
 
 import experiments.benchmarks as _pkg
 from experiments.cli import UsageError, fail
-from experiments.runinfo import run_info
+from learners.provenance import run_info
 
 
 def available() -> list[str]:

@@ -123,7 +123,7 @@ def _recorded(env_id: str, args: argparse.Namespace, root: str) -> tuple[float, 
     the end), then the wall time of one resumable checkpoint and of one weight snapshot of the
     trained teacher (events a real run has once per 10^4 steps)."""
     from learners.checkpoint import save_state
-    from learners.history import _sha256
+    from learners.files import sha256_file
     from learners.recorder import Recorder, Segment
     from safetensors.numpy import save_file
 
@@ -145,7 +145,7 @@ def _recorded(env_id: str, args: argparse.Namespace, root: str) -> tuple[float, 
     t1 = time.perf_counter()
     snap = os.path.join(root, "snapshot.safetensors")
     save_file(teacher.weights(), snap)
-    _sha256(__import__("pathlib").Path(snap))
+    sha256_file(snap)
     sn = time.perf_counter() - t1
     shutil.rmtree(out, ignore_errors=True)
     return args.steps / dt, ck, sn

@@ -22,7 +22,6 @@ batch and take its own rows.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from learners.files import sha256_file
 from learners.history import LearningHistory
 from learners.transformer.model import Tokens
 
@@ -174,7 +174,7 @@ def pack_histories(histories: Sequence[LearningHistory | str | os.PathLike], out
             "obs_shape": list(obs_shape), "obs_dtype": obs_dt.str,
             "obs_range": [None if not np.isfinite(lo) else lo, None if not np.isfinite(hi) else hi],
             "last_episodes": last_episodes,
-            "sha256": {c: _sha256(part / f"{c}.npy") for c in PACK_COLUMNS},
+            "sha256": {c: sha256_file(part / f"{c}.npy") for c in PACK_COLUMNS},
             "info": info or {},
         }
         (part / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
@@ -185,14 +185,6 @@ def pack_histories(histories: Sequence[LearningHistory | str | os.PathLike], out
     except BaseException:
         shutil.rmtree(part, ignore_errors=True)
         raise
-
-
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for b in iter(lambda: f.read(1 << 22), b""):
-            h.update(b)
-    return h.hexdigest()
 
 
 @dataclass
@@ -227,7 +219,7 @@ class PackedStore:
             f = p / f"{c}.npy"
             if not f.exists():
                 raise DataError(f"{f}: missing")
-            if verify and _sha256(f) != m["sha256"][c]:
+            if verify and sha256_file(f) != m["sha256"][c]:
                 raise DataError(f"{f}: sha256 does not match the manifest")
             try:
                 arrs[c] = np.load(f, mmap_mode="r", allow_pickle=False)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from learners.files import sha256_file
 from learners.transformer.data import Batch, DataError, PackedStore, WindowSampler
 from learners.transformer.model import ADTransformer, ModelConfig, param_groups
 
@@ -151,14 +151,6 @@ def _barrier(d: Dist) -> None:
 # ---------------------------------------------------------------------------------------------
 # Checkpoints
 # ---------------------------------------------------------------------------------------------
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for b in iter(lambda: f.read(1 << 22), b""):
-            h.update(b)
-    return h.hexdigest()
-
-
 def _np_to_torch(x: Any) -> Any:
     """numpy arrays inside an RNG state -> tensors (weights_only loads tensors, not numpy objects)."""
     if isinstance(x, dict):
@@ -207,7 +199,7 @@ def save_checkpoint(directory: Path, *, model: ADTransformer, optimizer: torch.o
     torch.save({"optimizer": optimizer.state_dict(), "step": int(step), "rng": _rng_state(), **(extra or {})},
                part / "train_state.pt")
     meta = {"format": CKPT_FORMAT, "step": int(step), **configs,
-            "sha256": {f: _sha256(part / f) for f in ("model.safetensors", "train_state.pt")}}
+            "sha256": {f: sha256_file(part / f) for f in ("model.safetensors", "train_state.pt")}}
     (part / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
     if directory.exists():
         shutil.rmtree(directory)
@@ -235,7 +227,7 @@ def verify_files(d: Path, meta: dict[str, Any], files: tuple[str, ...]) -> None:
         if not p.exists():
             raise CheckpointError(f"{p}: missing")
         want = meta.get("sha256", {}).get(f)
-        if want is None or _sha256(p) != want:
+        if want is None or sha256_file(p) != want:
             raise CheckpointError(f"{p}: corrupt (sha256 does not match meta.json)")
 
 
@@ -535,7 +527,7 @@ def export_model(model: ADTransformer, directory: Path, configs: dict[str, Any])
         shutil.rmtree(part)
     part.mkdir(parents=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(part / "model.safetensors"))
-    meta = {"format": CKPT_FORMAT, "step": None, **configs, "sha256": {"model.safetensors": _sha256(part / "model.safetensors")}}
+    meta = {"format": CKPT_FORMAT, "step": None, **configs, "sha256": {"model.safetensors": sha256_file(part / "model.safetensors")}}
     (part / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
     if directory.exists():
         shutil.rmtree(directory)

@@ -1,4 +1,6 @@
-"""Provenance saved beside every result: config, seed, commit, package versions, machine."""
+"""Provenance saved beside every result and recorded history: config, seed, commit, package
+versions, machine. It sits below both the recorder and the scripts, so either can stamp what it
+writes."""
 from __future__ import annotations
 
 import functools
@@ -11,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("numpy", "scipy", "torch", "gymnasium", "ale-py", "sympy", "networkx", "safetensors")
+# numba and llvmlite: the mixture's compiled kernels call llvmlite intrinsics, so their versions
+# decide whether (and how exactly) those kernels run.
+PACKAGES = ("numpy", "scipy", "torch", "gymnasium", "ale-py", "sympy", "networkx", "safetensors", "numba", "llvmlite")
 
 
 @functools.lru_cache(maxsize=1)
@@ -30,6 +34,7 @@ def git_commit() -> str:
 
 @functools.lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
+    """Python's version and those of the packages results depend on (the installed ones)."""
     out = {"python": sys.version.split()[0]}
     for p in PACKAGES:
         try:
@@ -49,3 +54,6 @@ def run_info(*, seed: Any = None, config: dict[str, Any] | None = None) -> dict[
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "argv": sys.argv,
     }
+
+
+__all__ = ["git_commit", "package_versions", "run_info", "PACKAGES"]

@@ -1,0 +1,65 @@
+"""Small file helpers every stage shares: one checksum, one atomic JSON write, one conversion of
+numpy values and paths to JSON."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+_CHUNK = 1 << 22  # 4 MiB: a 10^6-step Atari column is hashed without loading it whole
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(_CHUNK), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def json_value(x: Any) -> Any:
+    """One numpy array / numpy scalar / path as a JSON value; ``TypeError`` for anything else
+    (the ``default=`` hook of ``json.dump``)."""
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def to_jsonable(x: Any) -> Any:
+    """A JSON-safe copy of a nested structure: mappings with string keys, lists for tuples,
+    numpy values and paths converted, anything else by its ``repr`` (metadata must always save)."""
+    if isinstance(x, Mapping):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v) for v in x]
+    if isinstance(x, (np.ndarray, np.generic, Path)):
+        return json_value(x)
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
+    return repr(x)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int | None = 1, sort_keys: bool = False) -> Path:
+    """Write JSON to a temporary name in the same directory, fsync, then rename: a reader sees
+    the old file or the whole new one, never half of it."""
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=indent, sort_keys=sort_keys, default=json_value)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, p)
+    return p
+
+
+__all__ = ["sha256_file", "json_value", "to_jsonable", "write_json_atomic"]
