@@ -24,30 +24,16 @@ that bootstrap at time-limit truncation need it; Atari frames are never stored t
 Weight snapshots: ``weights_at(step)`` is the teacher's state *before acting at* ``step`` (after
 ``step`` observed transitions), stored as safetensors files.
 
-On disk a history is a directory holding one ``.npy`` file per column (memory-mapped on load,
-so a 10^6-step Atari history streams), ``snapshots/*.safetensors`` and ``manifest.json`` with
-shape, dtype and sha256 of every file. ``HistoryWriter`` streams rows to
-``<dir>.partial/`` and renames it to ``<dir>`` only when complete; ``load`` refuses a directory
-whose files do not match the manifest, naming the file and the field.
+Saved and loaded by ``learners.history_store`` (``save``/``load`` here are shortcuts to it).
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
-
-from learners.files import sha256_file, to_jsonable
-
-FORMAT = "hypospace.LearningHistory"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-SNAPSHOT_DIR = "snapshots"
 
 #: Columns every history has, and the dtype kind each must have.
 REQUIRED = ("obs", "action", "reward", "terminated", "truncated", "episode", "teacher_probs", "segment")
@@ -71,102 +57,6 @@ class HistoryError(ValueError):
     """A history that is malformed, or a directory that does not hold a valid one."""
 
 
-# ---------------------------------------------------------------------------------------------
-# .npy files with a fixed-size header, so a column can be appended to and its shape patched
-# when the run ends (numpy reads them like any other .npy; np.load(mmap_mode="r") maps them).
-# ---------------------------------------------------------------------------------------------
-_NPY_MAGIC = b"\x93NUMPY\x01\x00"
-_NPY_HEADER_TOTAL = 256  # bytes before the data; a multiple of 64 as numpy recommends
-
-
-def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
-    d = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (
-        np.lib.format.dtype_to_descr(np.dtype(dtype)),
-        tuple(int(s) for s in shape),
-    )
-    body_len = _NPY_HEADER_TOTAL - len(_NPY_MAGIC) - 2
-    if len(d) + 1 > body_len:
-        raise HistoryError(f"shape {shape} too long for a .npy header")
-    body = d.ljust(body_len - 1) + "\n"
-    return _NPY_MAGIC + struct.pack("<H", body_len) + body.encode("latin1")
-
-
-def _read_npy_header(path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
-    """Return (dtype, shape, data offset) of a .npy file, or raise HistoryError naming it."""
-    try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
-            offset = f.tell()
-    except (ValueError, OSError, SyntaxError, struct.error) as e:
-        raise HistoryError(f"{path.name}: not a readable .npy file ({e})") from None
-    if fortran:
-        raise HistoryError(f"{path.name}: Fortran-ordered arrays are not supported")
-    return np.dtype(dtype), tuple(shape), offset
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-class _ColumnFile:
-    """An append-only .npy column: fixed header written first, shape patched on close."""
-
-    def __init__(self, path: Path, dtype: np.dtype, row_shape: tuple[int, ...], *, resume_rows: int | None = None):
-        self.path = path
-        self.dtype = np.dtype(dtype)
-        self.row_shape = tuple(int(s) for s in row_shape)
-        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
-        if resume_rows is None:
-            self.f = open(path, "wb")
-            self.f.write(_npy_header(self.dtype, (0, *self.row_shape)))
-            self.rows = 0
-        else:
-            # Continue a partially written column: cut it back to the rows the caller vouches for.
-            size = _NPY_HEADER_TOTAL + resume_rows * self.row_bytes
-            if not path.exists() or path.stat().st_size < size:
-                raise HistoryError(f"{path.name}: holds fewer than {resume_rows} rows; cannot resume")
-            self.f = open(path, "r+b")
-            self.f.truncate(size)
-            self.f.seek(size)
-            self.rows = resume_rows
-
-    def append(self, rows: np.ndarray) -> None:
-        rows = np.ascontiguousarray(rows, dtype=self.dtype)
-        if rows.shape[1:] != self.row_shape:
-            raise HistoryError(f"{self.path.stem}: rows of shape {rows.shape[1:]}, expected {self.row_shape}")
-        self.f.write(rows.tobytes())
-        self.rows += rows.shape[0]
-
-    def flush(self) -> None:
-        self.f.flush()
-        os.fsync(self.f.fileno())
-
-    def close(self) -> None:
-        self.f.seek(0)
-        self.f.write(_npy_header(self.dtype, (self.rows, *self.row_shape)))
-        self.f.flush()
-        os.fsync(self.f.fileno())
-        self.f.close()
-
-
-# ---------------------------------------------------------------------------------------------
-# The history itself
-# ---------------------------------------------------------------------------------------------
 @dataclass
 class LearningHistory:
     """One teacher run; see the module docstring for the columns. Arrays may be memory maps."""
@@ -306,13 +196,8 @@ class LearningHistory:
             return self._snapshot_mem[step]
         if step not in self._snapshot_files:
             raise KeyError(f"no weight snapshot at step {step}; snapshots at {self.snapshot_steps[:10]}...")
-        from safetensors.numpy import load_file
-
         name, digest = self._snapshot_files[step]
-        p = self.path / SNAPSHOT_DIR / name
-        if digest is not None and sha256_file(p) != digest:
-            raise HistoryError(f"{SNAPSHOT_DIR}/{name}: sha256 does not match the manifest")
-        return load_file(str(p))
+        return history_store().read_snapshot(self.path, name, digest)
 
     # -- slicing -----------------------------------------------------------------------------
     def truncate(self, n_steps: int) -> "LearningHistory":
@@ -418,41 +303,10 @@ class LearningHistory:
             if fo is None or fo.shape[0] != len(fs) or fo.shape[1:] != self.obs.shape[1:] or fo.dtype != self.obs.dtype:
                 raise HistoryError(f"final_obs: expected {len(fs)} observations like 'obs' ({self.obs.dtype}{list(self.obs.shape[1:])})")
 
-    # -- persistence ---------------------------------------------------------------------------
+    # -- persistence (shortcuts to learners.history_store) ------------------------------------
     def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the history to ``directory`` atomically (see ``HistoryWriter``)."""
-        self.validate()
-        w = HistoryWriter(
-            directory,
-            obs_shape=self.obs.shape[1:],
-            obs_dtype=self.obs.dtype,
-            n_actions=self.n_actions,
-            probs_dtype=self.teacher_probs.dtype,
-            values_dtype=None if self.teacher_values is None else self.teacher_values.dtype,
-            metadata=self.metadata,
-            overwrite=overwrite,
-        )
-        try:
-            step = 1 << 16
-            for lo in range(0, max(len(self), 1), step):
-                sl = slice(lo, lo + step)
-                if lo >= len(self):
-                    break
-                w.append_rows(
-                    obs=self.obs[sl], action=self.action[sl], reward=self.reward[sl],
-                    terminated=self.terminated[sl], truncated=self.truncated[sl],
-                    episode=self.episode[sl], teacher_probs=self.teacher_probs[sl],
-                    segment=self.segment[sl],
-                    teacher_values=None if self.teacher_values is None else self.teacher_values[sl],
-                )
-            if self.final_obs is not None:
-                w.append_final_obs_rows(np.asarray(self.final_obs_step), np.asarray(self.final_obs))
-            for s in self.snapshot_steps:
-                w.add_snapshot(s, self.weights_at(s))
-            return w.close().path
-        except BaseException:
-            w.abort()
-            raise
+        return history_store().save_history(self, directory, overwrite=overwrite)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, *, verify: bool = True, mmap: bool = True) -> "LearningHistory":
@@ -461,267 +315,15 @@ class LearningHistory:
         With ``verify`` (default) every file's sha256 is checked against the manifest; shapes,
         dtypes and file sizes are always checked. A mismatch raises ``HistoryError`` naming the
         file and the field."""
-        d = Path(directory)
-        mpath = d / MANIFEST
-        if not d.is_dir():
-            raise HistoryError(f"{d}: no such history directory")
-        if not mpath.exists():
-            hint = " (an unfinished .partial run?)" if d.name.endswith(".partial") else ""
-            raise HistoryError(f"{mpath}: missing manifest{hint}")
-        try:
-            manifest = json.loads(mpath.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise HistoryError(f"{mpath}: not valid JSON ({e})") from None
-        if manifest.get("format") != FORMAT:
-            raise HistoryError(f"{mpath}: field 'format' is {manifest.get('format')!r}, expected {FORMAT!r}")
-        if manifest.get("version") != FORMAT_VERSION:
-            raise HistoryError(f"{mpath}: field 'version' is {manifest.get('version')!r}, this code reads {FORMAT_VERSION}")
-        files = manifest.get("files")
-        if not isinstance(files, dict):
-            raise HistoryError(f"{mpath}: field 'files' missing")
-        arrays: dict[str, np.ndarray] = {}
-        for col in REQUIRED + SPARSE:
-            if col not in files:
-                raise HistoryError(f"{mpath}: field 'files.{col}' missing")
-        for col, entry in files.items():
-            if col not in STEP_COLUMNS + SPARSE:
-                raise HistoryError(f"{mpath}: unknown column {col!r} in field 'files'")
-            arrays[col] = _load_column(d, col, entry, verify=verify, mmap=mmap)
-        snaps: dict[int, tuple[str, str | None]] = {}
-        for s in manifest.get("snapshots", []):
-            p = d / SNAPSHOT_DIR / s["file"]
-            if not p.exists():
-                raise HistoryError(f"{SNAPSHOT_DIR}/{s['file']}: missing (listed in manifest field 'snapshots')")
-            if verify and sha256_file(p) != s["sha256"]:
-                raise HistoryError(f"{SNAPSHOT_DIR}/{s['file']}: sha256 does not match the manifest")
-            snaps[int(s["step"])] = (s["file"], s["sha256"])
-        h = cls(
-            obs=arrays["obs"], action=arrays["action"], reward=arrays["reward"],
-            terminated=arrays["terminated"], truncated=arrays["truncated"], episode=arrays["episode"],
-            teacher_probs=arrays["teacher_probs"], segment=arrays["segment"],
-            teacher_values=arrays.get("teacher_values"),
-            final_obs_step=np.asarray(arrays["final_obs_step"]), final_obs=arrays["final_obs"],
-            metadata=manifest.get("metadata", {}), path=d,
-        )
-        h._snapshot_files = snaps
-        h.validate()
-        return h
+        return history_store().load_history(directory, verify=verify, mmap=mmap)
 
 
-def _load_column(d: Path, col: str, entry: Mapping[str, Any], *, verify: bool, mmap: bool) -> np.ndarray:
-    try:
-        fname, shape, descr, digest = entry["file"], tuple(entry["shape"]), entry["dtype"], entry["sha256"]
-    except (KeyError, TypeError):
-        raise HistoryError(f"{MANIFEST}: field 'files.{col}' lacks file/shape/dtype/sha256") from None
-    p = d / fname
-    if not p.exists():
-        raise HistoryError(f"{fname}: missing (column '{col}')")
-    dtype, fshape, offset = _read_npy_header(p)
-    if fshape != shape:
-        raise HistoryError(f"{fname}: header shape {fshape} differs from the manifest's {shape} (column '{col}')")
-    if dtype.str != np.dtype(descr).str:
-        raise HistoryError(f"{fname}: dtype {dtype} differs from the manifest's {descr} (column '{col}')")
-    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    size = p.stat().st_size
-    if size != expected:
-        raise HistoryError(f"{fname}: {size} bytes, expected {expected} (truncated or padded; column '{col}')")
-    if verify and sha256_file(p) != digest:
-        raise HistoryError(f"{fname}: sha256 does not match the manifest (column '{col}' was modified)")
-    if int(np.prod(shape, dtype=np.int64)) == 0:
-        return np.zeros(shape, dtype)
-    if mmap:
-        return np.load(p, mmap_mode="r")
-    return np.load(p)
+def history_store() -> Any:
+    """The on-disk store module. Imported on use because it imports this module (the store
+    writes and reads ``LearningHistory``; the data model knows nothing of files)."""
+    import learners.history_store
+
+    return learners.history_store
 
 
-class HistoryWriter:
-    """Streams a history to disk: rows are appended to ``<directory>.partial/``, which is renamed
-    to ``<directory>`` by ``close()`` once every file and the manifest are on disk.
-
-    ``flush()`` makes everything appended so far durable and returns the row count; a killed
-    run is continued with ``HistoryWriter.resume(directory, rows=..., ...)``, which cuts the
-    partial files back to that many rows (the count its checkpoint recorded)."""
-
-    def __init__(
-        self,
-        directory: str | os.PathLike,
-        *,
-        obs_shape: Iterable[int],
-        obs_dtype: Any,
-        n_actions: int,
-        probs_dtype: Any = np.float64,
-        values_dtype: Any | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        overwrite: bool = False,
-        _resume: dict[str, int] | None = None,
-    ):
-        self.directory = Path(directory)
-        self.partial = self.directory.with_name(self.directory.name + ".partial")
-        if self.directory.exists() and not overwrite:
-            raise FileExistsError(f"{self.directory} already exists")
-        self.obs_shape = tuple(int(s) for s in obs_shape)
-        self.obs_dtype = np.dtype(obs_dtype)
-        self.n_actions = int(n_actions)
-        self.metadata = dict(metadata or {})
-        self.overwrite = overwrite
-        specs: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
-            "obs": (self.obs_dtype, self.obs_shape),
-            "action": (CANONICAL_DTYPE["action"], ()),
-            "reward": (CANONICAL_DTYPE["reward"], ()),
-            "terminated": (CANONICAL_DTYPE["terminated"], ()),
-            "truncated": (CANONICAL_DTYPE["truncated"], ()),
-            "episode": (CANONICAL_DTYPE["episode"], ()),
-            "teacher_probs": (np.dtype(probs_dtype), (self.n_actions,)),
-            "segment": (CANONICAL_DTYPE["segment"], ()),
-        }
-        if values_dtype is not None:
-            specs["teacher_values"] = (np.dtype(values_dtype), (self.n_actions,))
-        specs["final_obs_step"] = (CANONICAL_DTYPE["final_obs_step"], ())
-        specs["final_obs"] = (self.obs_dtype, self.obs_shape)
-        if _resume is None:
-            if self.partial.exists():
-                shutil.rmtree(self.partial)
-            (self.partial / SNAPSHOT_DIR).mkdir(parents=True)
-            self.snapshots: list[dict[str, Any]] = []
-        else:
-            if not (self.partial / "partial.json").exists():
-                raise HistoryError(f"{self.partial}: no partial run to resume")
-            info = json.loads((self.partial / "partial.json").read_text())
-            self.snapshots = [s for s in info["snapshots"] if s["step"] <= _resume["rows"]]
-        def resume_rows(c: str) -> int | None:
-            if _resume is None:
-                return None
-            return _resume["final_obs_rows"] if c in SPARSE else _resume["rows"]
-
-        self.cols = {
-            c: _ColumnFile(self.partial / f"{c}.npy", dt, shape, resume_rows=resume_rows(c))
-            for c, (dt, shape) in specs.items()
-        }
-        self._closed = False
-
-    @classmethod
-    def resume(cls, directory: str | os.PathLike, *, rows: int, final_obs_rows: int, **kwargs: Any) -> "HistoryWriter":
-        """Reopen ``<directory>.partial`` keeping its first ``rows`` steps and ``final_obs_rows``
-        final observations (as recorded by the checkpoint that ``flush()`` preceded)."""
-        return cls(directory, _resume={"rows": rows, "final_obs_rows": final_obs_rows}, **kwargs)
-
-    @property
-    def rows(self) -> int:
-        return self.cols["action"].rows
-
-    @property
-    def final_obs_rows(self) -> int:
-        return self.cols["final_obs_step"].rows
-
-    def append(self, *, obs: Any, action: int, reward: float, terminated: bool, truncated: bool,
-               episode: int, teacher_probs: Any, segment: int = 0, teacher_values: Any = None) -> None:
-        """Append one step (for long runs prefer ``append_rows`` with chunks)."""
-        self.append_rows(
-            obs=np.asarray(obs, self.obs_dtype)[None], action=np.array([action]), reward=np.array([reward]),
-            terminated=np.array([terminated]), truncated=np.array([truncated]), episode=np.array([episode]),
-            teacher_probs=np.asarray(teacher_probs)[None], segment=np.array([segment]),
-            teacher_values=None if teacher_values is None else np.asarray(teacher_values)[None],
-        )
-
-    def append_rows(self, *, obs, action, reward, terminated, truncated, episode, teacher_probs, segment, teacher_values=None) -> None:
-        n = len(action)
-        batch = dict(obs=obs, action=action, reward=reward, terminated=terminated, truncated=truncated,
-                     episode=episode, teacher_probs=teacher_probs, segment=segment)
-        if "teacher_values" in self.cols:
-            if teacher_values is None:
-                raise HistoryError("teacher_values: this writer records values but none were given")
-            batch["teacher_values"] = teacher_values
-        elif teacher_values is not None:
-            raise HistoryError("teacher_values: given, but the writer was created without values_dtype")
-        for c, v in batch.items():
-            v = np.asarray(v)
-            if v.shape[0] != n:
-                raise HistoryError(f"{c}: {v.shape[0]} rows in a batch of {n}")
-            self.cols[c].append(v)
-
-    def append_final_obs(self, step: int, obs: Any) -> None:
-        self.append_final_obs_rows(np.array([step], np.int64), np.asarray(obs, self.obs_dtype)[None])
-
-    def append_final_obs_rows(self, steps: np.ndarray, obs: np.ndarray) -> None:
-        self.cols["final_obs_step"].append(steps)
-        self.cols["final_obs"].append(obs)
-
-    def add_snapshot(self, step: int, weights: Mapping[str, Any]) -> None:
-        from safetensors.numpy import save_file
-
-        name = f"step_{int(step):012d}.safetensors"
-        p = self.partial / SNAPSHOT_DIR / name
-        save_file({k: np.ascontiguousarray(np.asarray(v)) for k, v in weights.items()}, str(p))
-        self.snapshots = [s for s in self.snapshots if s["step"] != int(step)]
-        self.snapshots.append({"step": int(step), "file": name, "sha256": sha256_file(p)})
-
-    def flush(self) -> int:
-        """Make every appended row durable; returns the number of rows (store it in a checkpoint)."""
-        for c in self.cols.values():
-            c.flush()
-        tmp = self.partial / "partial.json.tmp"
-        tmp.write_text(json.dumps({"rows": self.rows, "final_obs_rows": self.final_obs_rows, "snapshots": self.snapshots}))
-        os.replace(tmp, self.partial / "partial.json")
-        return self.rows
-
-    def close(self) -> LearningHistory:
-        """Finish the files, write the manifest, rename ``.partial`` to the final name, and
-        return the loaded (validated) history."""
-        if self._closed:
-            raise HistoryError("writer already closed")
-        files = {}
-        for c, col in self.cols.items():
-            col.close()
-            files[c] = {
-                "file": col.path.name,
-                "shape": [col.rows, *col.row_shape],
-                "dtype": col.dtype.str,
-                "sha256": sha256_file(col.path),
-            }
-        (self.partial / "partial.json").unlink(missing_ok=True)
-        manifest = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "n_steps": self.rows,
-            "n_actions": self.n_actions,
-            "files": files,
-            "snapshots": sorted(self.snapshots, key=lambda s: s["step"]),
-            "metadata": to_jsonable(self.metadata),
-        }
-        tmp = self.partial / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, self.partial / MANIFEST)
-        _fsync_dir(self.partial)
-        if self.directory.exists():
-            if not self.overwrite:
-                self.abort()
-                raise FileExistsError(f"{self.directory} appeared while writing")
-            shutil.rmtree(self.directory)
-        os.rename(self.partial, self.directory)
-        _fsync_dir(self.directory.parent)
-        self._closed = True
-        return LearningHistory.load(self.directory, verify=False)
-
-    def release(self) -> None:
-        """Close the column files and keep what is on disk (a checkpointed run that failed:
-        ``--resume`` reopens them, cut back to the last checkpoint)."""
-        for c in self.cols.values():
-            try:
-                c.f.close()
-            except Exception:
-                pass
-
-    def abort(self) -> None:
-        """Drop everything written (nothing half-written is left behind)."""
-        for c in self.cols.values():
-            try:
-                c.f.close()
-            except Exception:
-                pass
-        shutil.rmtree(self.partial, ignore_errors=True)
-        self._closed = True
-
-
-__all__ = ["LearningHistory", "HistoryWriter", "HistoryError"]
+__all__ = ["LearningHistory", "HistoryError"]

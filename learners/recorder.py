@@ -29,7 +29,8 @@ import gymnasium as gym
 import numpy as np
 
 from learners.checkpoint import load_state, save_state
-from learners.history import HistoryWriter, LearningHistory
+from learners.history import LearningHistory
+from learners.history_store import HistoryWriter, open_partial
 from learners.protocols import Transition, sample_action
 from learners.provenance import git_commit, package_versions
 
@@ -64,25 +65,6 @@ def get_env_state(env: gym.Env) -> Any:
 
 def set_env_state(env: gym.Env, state: Any) -> None:
     env.get_wrapper_attr("set_state")(state)
-
-
-def partial_history(partial: Path, rows: int, final_obs_rows: int) -> LearningHistory:
-    """The first ``rows`` steps of an unfinished run in ``<out>.partial`` as a LearningHistory of
-    read-only memory maps (no manifest yet: shapes come from the checkpoint's row counts)."""
-    from learners.history import OPTIONAL, REQUIRED, SPARSE, _read_npy_header
-
-    cols: dict[str, np.ndarray] = {}
-    for c in REQUIRED + OPTIONAL + SPARSE:
-        p = Path(partial) / f"{c}.npy"
-        if not p.exists():
-            if c in OPTIONAL:
-                continue
-            raise FileNotFoundError(f"{p}: missing; cannot rebuild the teacher's state from the partial run")
-        dtype, shape, offset = _read_npy_header(p)
-        n = final_obs_rows if c in SPARSE else rows
-        cols[c] = (np.memmap(p, dtype=dtype, mode="r", offset=offset, shape=(n, *shape[1:])) if n
-                   else np.zeros((0, *shape[1:]), dtype))
-    return LearningHistory(**cols)
 
 
 class _Sink:
@@ -213,7 +195,7 @@ class Recorder:
                 # The teacher's checkpoint left out what the history already holds (a replay
                 # buffer of the recorded steps): rebuild it from the partial history's rows.
                 rs = state["recorder"]
-                teacher.set_state(state["teacher"], history=partial_history(ck.parent, rs["rows"], rs["final_obs_rows"]))
+                teacher.set_state(state["teacher"], history=open_partial(ck.parent, rs["rows"], rs["final_obs_rows"]))
             else:
                 teacher.set_state(state["teacher"])
         sink_writer_kwargs = None

@@ -122,26 +122,26 @@ def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
 def test_full_disk_leaves_a_resumable_run(tmp_path, capsys, monkeypatch):
     """ENOSPC while streaming the history: one line, exit 2; a finished run next to it still loads,
     and once space is back --resume completes the interrupted run exactly."""
-    import learners.history as history
+    import learners.history_store as history_store
 
     ref = tmp_path / "ref"
     assert train_dqn.main(darkroom_args(ref)) == 0
     capsys.readouterr()
     out = tmp_path / "run"
-    real = history._ColumnFile.append
+    real = history_store.ColumnFile.append
 
     def append(self, rows):
         if self.path.stem == "obs" and self.rows + len(rows) > 500:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
         return real(self, rows)
 
-    monkeypatch.setattr(history._ColumnFile, "append", append)
+    monkeypatch.setattr(history_store.ColumnFile, "append", append)
     with pytest.raises(SystemExit) as e:
         train_dqn.main(darkroom_args(out))
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left on device" in err[0] and "--resume" in err[0], err
     assert LearningHistory.load(ref).n_actions == 5  # the run already on disk is untouched
-    monkeypatch.setattr(history._ColumnFile, "append", real)
+    monkeypatch.setattr(history_store.ColumnFile, "append", real)
     assert train_dqn.main(["--resume", str(out), "--no-progress"]) == 0
     assert_same_history(LearningHistory.load(ref), LearningHistory.load(out))
