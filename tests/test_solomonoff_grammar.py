@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 from learners.solomonoff.enumerate import BudgetError, enumerate_programs
-from learners.solomonoff.grammar import (TD, UCB1, Add, Const, Constant, Cyclic, Explore, Grammar, Leaf,
-                                         ProgramParseError, Reactive, Stochastic, Sub, Thompson, expr_bits,
-                                         iter_exprs, linear_form, parse_expr, parse_program, program_source)
+from learners.solomonoff.grammar import Grammar
+from learners.solomonoff.parser import ProgramParseError, parse_expr, parse_program
+from learners.solomonoff.prefix_code import expr_bits, iter_exprs
+from learners.solomonoff.printer import expr_source, program_source
+from learners.solomonoff.syntax import (TD, UCB1, Add, Const, Constant, Cyclic, Explore, Leaf, Reactive, Stochastic, Sub,
+                                        Thompson, expr_has_gamma, linear_form)
 from theory import codes as C
 from theory import counts as K
 
@@ -22,7 +25,6 @@ def _random_td(rng, g=G):
     alpha = rng.choice([None, F(1, 4), F(2, 3), F(1, 10)])
     target = rng.choice([Add(Leaf("r"), Leaf("max")), Sub(Leaf("next"), Const(F(1, 2))), Leaf("r"),
                          Add(Leaf("exp"), Add(Leaf("r"), Leaf("r")))])
-    from learners.solomonoff.grammar import expr_has_gamma
     gamma = rng.choice([F(1, 2), F(9, 10), F(3, 7)]) if expr_has_gamma(target) else None
     explore = rng.choice([Explore("greedy"), Explore("eps_greedy", F(1, 10)), Explore("softmax", F(1, 4)),
                           Explore("count_bonus", F(2))])
@@ -68,7 +70,6 @@ def test_source_round_trip_for_every_kind():
 
 
 def _src(e):
-    from learners.solomonoff.grammar import expr_source
     return expr_source(e)
 
 
@@ -126,8 +127,7 @@ def test_enumeration_counts_kraft_and_symbolic_merging():
     gam = K.length_counts([b for _, b in C.unit_rationals(room)], room)
     with_g, without_g = [0] * (room + 1), [0] * (room + 1)
     for e, b in iter_exprs(room):
-        from learners.solomonoff.grammar import expr_has_gamma
-        (with_g if expr_has_gamma(e) else without_g)[b] += 1
+            (with_g if expr_has_gamma(e) else without_g)[b] += 1
     target = K.add_counts(without_g, K.convolve_counts(with_g, gam, room))
     expected = K.shift_counts(K.product_counts([init, step, target, explore], room), 1, room)
     assert sp.counts["TD"] == expected

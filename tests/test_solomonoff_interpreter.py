@@ -11,22 +11,25 @@ from __future__ import annotations
 
 import itertools
 import math
-from fractions import Fraction as F
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from scipy import integrate, special, stats
 
 import envs  # noqa: F401
 from learners.protocols import Transition
 from learners.recorder import record
 from learners.solomonoff.draw import teacher_for
 from learners.solomonoff.enumerate import enumerate_programs
-from learners.solomonoff.grammar import Cyclic, Grammar, Reactive, parse_program, program_source
-from learners.solomonoff.interpreter import FamilyEngine, FixedEngine, TDEngine, ThompsonEngine, UCBEngine, asum
-from learners.solomonoff.mixture import _fixed_probs, _td_arrays_from_programs, _td_arrays_from_space
+from learners.solomonoff.grammar import Grammar
+from learners.solomonoff.hypotheses import fixed_probs, td_arrays_from_programs, td_arrays_from_space
+from learners.solomonoff.interpreter import FamilyEngine, FixedEngine, TDEngine, ThompsonEngine, UCBEngine
+from learners.solomonoff.interpreter.reductions import asum
+from learners.solomonoff.parser import parse_program
 from learners.solomonoff.probe import EnvProfile, probe_histories
 from learners.solomonoff.semantics import ProgramAgent
+from learners.solomonoff.syntax import Cyclic, Reactive
 from learners.teachers.base import make_teacher
 
 SM = 2.0 ** -10
@@ -55,7 +58,7 @@ def test_td_engine_equals_reference(S, A, bandit, budget):
     sp = enumerate_programs(g, budget, kinds=["TD"])
     rng = np.random.default_rng(S * 10 + A)
     idx = rng.choice(sp.n_td, size=min(150, sp.n_td), replace=False)
-    t, v = _td_arrays_from_space(sp, idx)
+    t, v = td_arrays_from_space(sp, idx)
     eng = TDEngine(g, t, v, SM)
     assert eng.n_tables < idx.size or bandit  # programs share tables
     progs = [sp.td_program(i) for i in idx[eng.variant_order]]
@@ -74,11 +77,62 @@ def test_small_engines_equal_reference():
     progs = [parse_program(x) for x in ("UCB1(c=2)", "UCB1(c=1/2)", "Thompson(alpha=1, beta=1)",
                                         "Thompson(alpha=2, beta=3)", "Constant(1)", "Stochastic(1, 0, 3)")]
     engines = [UCBEngine(g, np.array([2.0, 0.5]), SM), ThompsonEngine(g, np.array([1, 2]), np.array([1, 3]), SM),
-               FixedEngine(g, _fixed_probs(progs[4:], 3), SM)]
+               FixedEngine(g, fixed_probs(progs[4:], 3), SM)]
     groups = [progs[:2], progs[2:4], progs[4:]]
     probe = probe_histories(EnvProfile(1, 3, bandit=True, episode_len=None, can_terminate=True), n=1, length=120, seed=5)[0]
     for eng, ps in zip(engines, groups):
         assert _run(eng, [ProgramAgent(p, g) for p in ps], probe) <= 1e-15
+
+
+def _two_arm_closed_form(a1: float, b1: float, a2: float, b2: float) -> float:
+    """P(X2 > X1) for X1 ~ Beta(a1, b1), X2 ~ Beta(a2, b2), a2 a positive integer: the finite sum
+    sum_{i < a2} B(a1 + i, b1 + b2) / ((b2 + i) B(1 + i, b2) B(a1, b1)) (in logs)."""
+    i = np.arange(int(a2))
+    terms = special.betaln(a1 + i, b1 + b2) - np.log(b2 + i) - special.betaln(1 + i, b2) - special.betaln(a1, b1)
+    return float(np.exp(terms).sum())
+
+
+def _quadpack_probs(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """p_i = int f_i(x) prod_{j != i} F_j(x) dx by QUADPACK's adaptive quadrature."""
+    out = []
+    for i in range(alpha.size):
+        def integrand(x: float, i: int = i) -> float:
+            others = [special.betainc(alpha[j], beta[j], x) for j in range(alpha.size) if j != i]
+            return float(stats.beta.pdf(x, alpha[i], beta[i]) * np.prod(others))
+        out.append(integrate.quad(integrand, 0.0, 1.0, epsabs=1e-13, epsrel=1e-11, limit=200)[0])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("A", [2, 3])
+def test_thompson_engine_matches_independent_reference(A):
+    """The engine's exact Thompson probabilities against a closed form (2 arms, integer shapes)
+    and QUADPACK (3 arms), along a run whose posteriors sharpen: both references are computed
+    here, independently of the shared quadrature they check."""
+    g = Grammar(1, A, bandit=True)
+    priors = np.array([[1, 1], [2, 3], [5, 1]])
+    eng = ThompsonEngine(g, priors[:, 0], priors[:, 1], SM)
+    rng = np.random.default_rng(11)
+    means = np.linspace(0.3, 0.7, A)
+    succ, fail = np.zeros(A), np.zeros(A)
+    worst = 0.0
+    for t in range(80):
+        eng.prepare(0)
+        got = eng.all_probs()
+        if t % (1 if A == 2 else 8) == 0:
+            for k, (a0, b0) in enumerate(priors):
+                al, be = a0 + succ, b0 + fail
+                if A == 2:
+                    p1 = _two_arm_closed_form(al[0], be[0], al[1], be[1])
+                    ref = np.array([1.0 - p1, p1])
+                else:
+                    ref = _quadpack_probs(al, be)
+                worst = max(worst, float(np.abs(got[k] - ref).max()))
+        a = int(rng.integers(A))
+        r = float(rng.random() < means[a])
+        succ[a] += r
+        fail[a] += 1.0 - r
+        eng.advance(0, a, r, 0, True, False)
+    assert worst < 1e-9, worst
 
 
 def _explicit_family_mixture(members, bits, probe, smoothing, n_actions, state_of):
@@ -168,7 +222,7 @@ def test_programs_reproduce_tabular_teachers(env_id, env_kwargs, name, kw, src):
     assert (make_teacher(name, env.observation_space, env.action_space, **kw2).config()
             == make_teacher(name, env.observation_space, env.action_space, **kw).config())
     ag = ProgramAgent(prog, g)
-    t, v = _td_arrays_from_programs([prog], False)
+    t, v = td_arrays_from_programs([prog], False)
     eng = TDEngine(g, t, v, SM)
     worst_ref = worst_eng = 0.0
     for k in range(len(h)):

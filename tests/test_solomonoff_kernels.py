@@ -19,7 +19,9 @@ from learners.solomonoff import kernels as K
 from learners.solomonoff.enumerate import enumerate_programs
 from learners.solomonoff.grammar import Grammar
 from learners.solomonoff.interpreter import TDEngine
-from learners.solomonoff.mixture import Mixture, _td_arrays_from_space
+from learners.solomonoff.hypotheses import td_arrays_from_space
+from learners.solomonoff.interpreter import base as engine_base
+from learners.solomonoff.mixture import Mixture
 from learners.solomonoff.probe import EnvProfile, probe_histories
 
 SM = 2.0 ** -10
@@ -67,7 +69,7 @@ def _engines(S, A, budget, seed, table_block=None):
     g = Grammar(S, A)
     sp = enumerate_programs(g, budget, kinds=["TD"])
     idx = np.random.default_rng(seed).choice(sp.n_td, size=min(3000, sp.n_td), replace=False)
-    t, v = _td_arrays_from_space(sp, idx)
+    t, v = td_arrays_from_space(sp, idx)
     return TDEngine(g, t, v, SM, backend="numpy"), TDEngine(g, t, v, SM, backend="numba", table_block=table_block)
 
 
@@ -122,9 +124,7 @@ def test_mixture_compiled_equals_numpy(monkeypatch):
                   env_kwargs=kw, episodes=15, seed=2)
     fast = Mixture.for_env("hypospace/DarkRoom-v0", 16.0, env_kwargs=kw)
     assert any(getattr(g.engine, "backend", "") == "numba" for g in fast.groups)
-    import learners.solomonoff.interpreter as I
-
-    monkeypatch.setattr(I, "_resolve_backend", lambda b: "numpy")
+    monkeypatch.setattr(engine_base, "DEFAULT_BACKEND", "numpy")
     ref = Mixture.for_env("hypospace/DarkRoom-v0", 16.0, env_kwargs=kw)
     assert all(getattr(g.engine, "backend", "numpy") == "numpy" for g in ref.groups)
     monkeypatch.undo()

@@ -14,8 +14,9 @@ from learners.recorder import record
 from learners.solomonoff.checks import assert_bound
 from learners.solomonoff.draw import teacher_for
 from learners.solomonoff.enumerate import BudgetError
-from learners.solomonoff.grammar import ProgramParseError, parse_program
-from learners.solomonoff.mixture import HistoryMismatch, Mixture
+from learners.solomonoff.parser import ProgramParseError, parse_program
+from learners.errors import HistoryFitError
+from learners.solomonoff.mixture import Mixture
 from learners.solomonoff.probe import probe_histories
 from learners.teachers.base import make_teacher
 
@@ -116,14 +117,14 @@ def test_queries_and_bad_input(base, history):
     bad = LearningHistory.from_arrays(obs=np.zeros(3, np.int64), action=np.zeros(3, np.int64), reward=np.zeros(3),
                                       terminated=np.zeros(3, bool), truncated=np.array([0, 0, 1], bool),
                                       teacher_probs=np.full((3, 4), 0.25), final_obs={2: 0})
-    with pytest.raises(HistoryMismatch, match="4 actions"):
+    with pytest.raises(HistoryFitError, match="4 actions"):
         mix.predict_history(bad)
     bad_obs = LearningHistory.from_arrays(obs=np.array([0, 99, 1]), action=np.zeros(3, np.int64), reward=np.zeros(3),
                                           terminated=np.zeros(3, bool), truncated=np.array([0, 0, 1], bool),
                                           teacher_probs=np.full((3, 5), 0.2), final_obs={2: 0})
-    with pytest.raises(HistoryMismatch, match="states"):
+    with pytest.raises(HistoryFitError, match="states"):
         mix.predict_history(bad_obs)
-    with pytest.raises(HistoryMismatch):
+    with pytest.raises(HistoryFitError):
         mix.observe(Transition(0, 7, 0.0, 1, False, False), intervention=False)
     assert mix.n_evidence == 0  # nothing was half-applied
     with pytest.raises(BudgetError, match="no program"):

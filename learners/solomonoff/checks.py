@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from learners.protocols import Transition
-from learners.solomonoff.grammar import Program
+from learners.solomonoff.syntax import Program
 from learners.solomonoff.semantics import ProgramAgent
 from theory import bounds as TB
 

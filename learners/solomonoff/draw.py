@@ -14,8 +14,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from learners.solomonoff.grammar import (CANONICAL_TREE, TD, UCB1, Explore, Grammar, Leaf, Program, Thompson,
-                                         TD_NAMES, linear_form)
+from learners.solomonoff.grammar import Grammar
+from learners.solomonoff.prefix_code import explore_bits, explore_decode
+from learners.solomonoff.printer import target_source
+from learners.solomonoff.syntax import CANONICAL_TREE, TD, UCB1, Explore, Leaf, Program, Thompson, linear_form
 from theory import codes as C
 
 FAMILIES = ("QLearning", "SARSA", "ExpectedSARSA", "BanditEpsGreedy", "UCB1", "Thompson")
@@ -49,7 +51,7 @@ def family_programs(grammar: Grammar, family: str, *, max_bits: float,
     gammas = [(None, 0)] if family == "BanditEpsGreedy" else C.unit_rationals(int(rest))
     explores = [Explore("greedy")] + [Explore("eps_greedy", v) for v, _ in C.unit_rationals(int(rest) - 2)]
     explores += [Explore(k, v) for k in ("softmax", "count_bonus") for v, _ in C.powers_of_two(int(rest) - 2)]
-    explores = [(e, e.bits()) for e in explores if e.kind in explore_kinds]
+    explores = [(e, explore_bits(e)) for e in explores if e.kind in explore_kinds]
     for i, bi in inits:
         for a, ba in alphas:
             if bi + ba > rest:
@@ -87,7 +89,7 @@ def draw_program(grammar: Grammar, family: str, rng: np.random.Generator, *, max
             else:
                 target = CANONICAL_TREE[family]
                 gamma = _decode_random(C.unit_rational_decode, rng)
-            explore = _decode_random(Explore.decode, rng)
+            explore = _decode_random(explore_decode, rng)
             if explore.kind not in explore_kinds:
                 continue
             p: Program = TD(init, alpha, target, gamma, explore)
@@ -122,7 +124,7 @@ def teacher_for(program: Program, *, bandit: bool = False) -> tuple[str, dict[st
         return "bandit_eps_greedy", kw
     name = {"QLearning": "q_learning", "SARSA": "sarsa", "ExpectedSARSA": "expected_sarsa"}.get(program.name)
     if name is None:
-        raise ValueError(f"no teacher runs the target {program.form.source()!r}")
+        raise ValueError(f"no teacher runs the target {target_source(program.form)!r}")
     kw: dict[str, Any] = {"gamma": float(program.gamma), "init": float(program.init)}
     kw.update({"step_size": "1/n"} if program.alpha is None else {"step_size": "constant", "alpha": float(program.alpha)})
     if e.kind in ("greedy", "eps_greedy"):

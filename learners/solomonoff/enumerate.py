@@ -31,11 +31,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from learners.solomonoff.grammar import (KIND_TAG, TD, UCB1, Constant, Cyclic, Explore, Grammar, LinearTarget,
-                                         Reactive, Stochastic, Thompson, expr_bits, expr_has_gamma, iter_exprs,
-                                         linear_form)
+from learners.solomonoff.grammar import Grammar
+from learners.solomonoff.prefix_code import KIND_TAG, explore_bits, iter_exprs
+from learners.solomonoff.syntax import (TD, UCB1, Constant, Explore, Leaf, LinearTarget, Stochastic, Thompson,
+                                        expr_has_gamma, linear_form)
 from theory import codes as C
-from theory import counts as K
 
 PARTS = ("init", "alpha", "target", "gamma", "explore")
 
@@ -192,7 +192,7 @@ def _td_parts(g: Grammar, max_part: dict[str, float]) -> TDParts:
         ex += [Explore("eps_greedy", v) for v, _ in C.unit_rationals(int(max_part["explore"] - 2))]
         for kind in ("softmax", "count_bonus"):
             ex += [Explore(kind, v) for v, _ in C.powers_of_two(int(max_part["explore"] - 2))]
-    explores, eb = _sorted_part(ex, [e.bits() for e in ex]) if ex else ([], np.zeros(0))
+    explores, eb = _sorted_part(ex, [explore_bits(e) for e in ex]) if ex else ([], np.zeros(0))
     # target items: (effective form, codes-gamma, bits) with multiplicity and a representative tree
     forms: dict[LinearTarget, int] = {}
     items: dict[tuple[int, bool, int], list] = {}
@@ -440,8 +440,6 @@ def enumerate_programs(grammar: Grammar, max_bits: float, *, max_kt: float | Non
 
 
 def _shortest_program_bits(g: Grammar) -> float:
-    from learners.solomonoff.grammar import Leaf
-
     shortest = {"TD": lambda: g.bits(TD(Fraction(0), None, Leaf("r"), None, Explore("greedy"))),
                 "Constant": lambda: g.bits(Constant(0)), "UCB1": lambda: g.bits(UCB1(Fraction(1))),
                 "Thompson": lambda: g.bits(Thompson(1, 1)),

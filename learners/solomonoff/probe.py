@@ -19,7 +19,7 @@ measured in tests and reported: doubling the probes splits a few percent of the 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np

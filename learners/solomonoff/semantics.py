@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from learners.protocols import SampledAgent, Transition
-from learners.solomonoff.grammar import (TD, Constant, Cyclic, Grammar, Program, Reactive, Stochastic, Thompson,
-                                         UCB1, LinearTarget)
+from learners.beta_bernoulli import thompson_probs
+from learners.solomonoff.grammar import Grammar
+from learners.solomonoff.syntax import TD, UCB1, Constant, Cyclic, LinearTarget, Program, Reactive, Stochastic, Thompson
 
 DEFAULT_SMOOTHING = 2.0 ** -10
 
@@ -107,8 +108,6 @@ class ProgramAgent(SampledAgent):
             g = index == index.max()
             return g / float(np.count_nonzero(g))
         if isinstance(p, Thompson):
-            from learners.teachers.bandit import thompson_probs
-
             return thompson_probs(self.alpha_post[s], self.beta_post[s])
         raise TypeError(p)
 

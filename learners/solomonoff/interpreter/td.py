@@ -1,151 +1,20 @@
-"""Batched interpreter: every program of a mixture advances one step together, as arrays.
-
-Programs are grouped into *engines*; each engine holds many hypotheses and answers, for the
-current observation, (a) every hypothesis' raw action distribution (``all_probs``), (b) the
-weighted sum of them (``mix``) and (c) each hypothesis' smoothed log-likelihood of the action
-taken (``loglik``); ``advance`` feeds it the transition. No engine loops in Python over its
-programs on a step, except ``ThompsonEngine`` (see there).
-
-* ``TDEngine`` -- TD learners. Programs whose learning dynamics agree (same initial value, step
-  size, target and gamma; and, when the target needs the policy at s', the same action rule)
-  share one value table; their action rules ("variants") are evaluated on it. Tables live in
-  one array ``Q[S, n_tables, A]`` (so ``Q[s]`` is contiguous). The visit counts N(s, a) are the
-  same for every table with the same update timing, so there are two (immediate / deferred).
-  The greedy and epsilon-greedy variants of a table differ only through epsilon, so their
-  log-likelihoods come from a lookup table indexed by (epsilon, size of the argmax set if the
-  action is in it else 0) and their predictive mix from two weighted sums per table.
-* ``FixedEngine`` -- constant and stochastic policies (one matrix of probabilities).
-* ``UCBEngine`` / ``ThompsonEngine`` -- bandit index and posterior-sampling programs (shared
-  counts, per-program constants).
-* ``FamilyEngine`` -- the closed-form families (cyclic sequences, reactive tables). A family is
-  one hypothesis whose predictive is the posterior-weighted vote of its members, which
-  factorises over positions (cyclic) or states (reactive); its weight updates by that
-  predictive, which is the sum over all its members of their weights -- exactly.
-
-Floating-point operations of the TD updates and action rules are those of
-``semantics.ProgramAgent`` (and of the tabular teachers), element for element.
-
-Two backends run the same arithmetic. ``numpy`` (the reference) is the array code in this
-file. ``numba`` (the default when numba is installed) runs ``TDEngine`` and the small engines'
-hot path as compiled kernels (``kernels.py``): ``TDEngine.step`` is one pass per teacher step
-over blocks of value tables (statistics, every rule's mix and evidence, the updates), split
-between ``threads`` workers; ``mix_logw`` / ``add_loglik`` / ``mix_and_evidence`` /
-``advance`` are the same pass with parts switched off, so every entry point sums in the same
-order. ``all_probs``, ``mix(w, idx)`` and ``loglik`` stay numpy on both (queries, tests).
-"""
+"""The TD engine: tabular TD programs with shared value tables, stepped together."""
 from __future__ import annotations
 
-import math
 import os
-from typing import Any, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
 from learners.solomonoff.grammar import Grammar
+from learners.solomonoff.interpreter.base import Compiled, kernels, resolve_backend, smooth_log
+from learners.solomonoff.interpreter.reductions import acount, adot, amax, asum, wsum
 
 KINDS = ("eps", "softmax", "count_bonus")  # greedy is eps = 0
 
-try:
-    from learners.solomonoff import kernels as _K
-except ImportError:  # numba missing: the numpy path does the same work, ~5x slower
-    _K = None
-BACKENDS = ("numba", "numpy")
 
-
-def _resolve_backend(backend: str | None) -> str:
-    if backend is None:
-        return "numba" if _K is not None else "numpy"
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "numba" and _K is None:
-        raise ImportError("backend 'numba' needs numba (pip install numba)")
-    return backend
-
-
-def _smooth_log(p: np.ndarray, smoothing: float, n_actions: int) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return np.log((1.0 - smoothing) * p + smoothing / n_actions)
-
-
-# Reductions over the action axis of action-major arrays x[A, n]. numpy's reduce over a short
-# inner axis costs ~50 ns per row, so these run over the A contiguous rows instead. The sums
-# reproduce numpy's own 1-d summation order (sequential below 8 terms, 8-way pairwise from 8 to
-# 128) and BLAS ddot's (sequential below 16 terms), so that sums over the actions of one row
-# are bit-identical to the teachers' ``z.sum()`` and ``probs @ Q[s]``.
-def amax(x: np.ndarray) -> np.ndarray:
-    m = x[0].copy()
-    for a in range(1, x.shape[0]):
-        np.maximum(m, x[a], out=m)
-    return m
-
-
-def asum(x: np.ndarray) -> np.ndarray:
-    n = x.shape[0]
-    if n < 8:
-        out = x[0] + 0.0
-        for a in range(1, n):
-            out += x[a]
-        return out
-    if n > 128:
-        return np.ascontiguousarray(x.T).sum(axis=1)
-    r = [x[j].copy() for j in range(8)]
-    i = 8
-    while i < n - (n % 8):
-        for j in range(8):
-            r[j] += x[i + j]
-        i += 8
-    out = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    for k in range(i, n):
-        out += x[k]
-    return out
-
-
-def adot(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Column-wise dot products sum_a p[a] q[a] in ddot's order."""
-    n = p.shape[0]
-    if n < 16:
-        out = p[0] * q[0]
-        for a in range(1, n):
-            out += p[a] * q[a]
-        return out
-    return np.matmul(np.ascontiguousarray(p.T)[:, None, :], np.ascontiguousarray(q.T)[:, :, None])[:, 0, 0]
-
-
-def wsum(p: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``p @ w`` for p [A, n], without BLAS: multi-threaded OpenBLAS calls on vectors this size
-    cost 10x more than the arithmetic on a shared 2-core machine."""
-    return (p * w[None, :]).sum(axis=1)
-
-
-def acount(mask: np.ndarray) -> np.ndarray:
-    c = mask[0].astype(np.int64)
-    for a in range(1, mask.shape[0]):
-        c += mask[a]
-    return c
-
-
-class _Compiled:
-    """The compiled entry points the mixture calls, over one pass ``_pass(a, lw, M, do_mix,
-    do_evidence) -> (Z, mix, max lw after)`` (engines with ``backend == "numba"``)."""
-
-    def mix_logw(self, lw: np.ndarray, M: float) -> tuple[float, np.ndarray]:
-        """(Z, sum_v w_v p_v) with w = exp(lw - M), over every row, at the prepared state."""
-        Z, pred, _ = self._pass(0, lw, M, True, False)
-        return Z, pred
-
-    def add_loglik(self, a: int, lw: np.ndarray) -> float:
-        """lw += every row's smoothed log-probability of action a; returns max(lw)."""
-        return self._pass(a, lw, 0.0, False, True)[2]
-
-    def mix_and_evidence(self, a: int, lw: np.ndarray, M: float) -> tuple[float, np.ndarray, float]:
-        """``mix_logw`` then ``add_loglik`` in one pass: (Z, mix before the evidence, max(lw) after)."""
-        return self._pass(a, lw, M, True, True)
-
-
-# =============================================================================================
-# TD learners
-# =============================================================================================
-class TDEngine(_Compiled):
+class TDEngine(Compiled):
     """Tabular TD programs with shared value tables (see the module docstring).
 
     ``tables``: dict of per-table arrays: init, alpha (nan for 1/n), coef [n, 5] (r, const, max,
@@ -218,7 +87,7 @@ class TDEngine(_Compiled):
                 uniq, eidx = np.unique(vp[sl], return_inverse=True)
                 k_ = np.arange(A + 1, dtype=np.float64)
                 raw = uniq[:, None] / A + np.where(k_ > 0, (1.0 - uniq[:, None]) / np.maximum(k_, 1), 0.0)
-                g["lut"] = _smooth_log(raw, self.smoothing, A).ravel()
+                g["lut"] = smooth_log(raw, self.smoothing, A).ravel()
                 g["lut_row"] = eidx.reshape(-1) * (A + 1)
                 g["eps_each"] = vp[sl] / A
                 g["greedy_mass"] = 1.0 - vp[sl]
@@ -227,7 +96,7 @@ class TDEngine(_Compiled):
         # the compiled kernels keep each table's argmax set as a bit mask: up to 64 actions
         if backend is None and self.A > 64:
             backend = "numpy"
-        self.backend = _resolve_backend(backend)
+        self.backend = resolve_backend(backend)
         if self.backend == "numba":
             if self.A > 64:
                 raise ValueError(f"backend 'numba' handles up to 64 actions, not {self.A}; use backend='numpy'")
@@ -242,7 +111,7 @@ class TDEngine(_Compiled):
         A, sm, B = self.A, self.smoothing, self.KERNEL_BLOCK
         self.k_vt = vt.astype(np.uint32)
         k_ = np.arange(A + 1, dtype=np.float64)
-        self.k_cb_lut = _smooth_log(np.where(k_ > 0, 1.0 / np.maximum(k_, 1), 0.0), sm, A)
+        self.k_cb_lut = smooth_log(np.where(k_ > 0, 1.0 / np.maximum(k_, 1), 0.0), sm, A)
         for name, g in self.groups.items():
             if name == "count_bonus":
                 # cdiv[(j * 2 + timing) * A + b] = c_j / sqrt(N_timing(s, b) + 1), built per state
@@ -364,7 +233,7 @@ class TDEngine(_Compiled):
             lo_b, hi_b, j = part
             pred = np.zeros(A)
             e_st, s_st, b_st, t_st = st["eps"], st["softmax"], st["count_bonus"], st["tables"]
-            z, m = _K.td_step_blocks(self.Q, s, a, lo_b, hi_b, self.TABLE_BLOCK, self.k_TMX, self.k_TCNT, self.k_TMASK,
+            z, m = kernels.td_step_blocks(self.Q, s, a, lo_b, hi_b, self.TABLE_BLOCK, self.k_TMX, self.k_TCNT, self.k_TMASK,
                                      *e_st[:4], e_lw, e_st[4], *s_st[:2], s_lw, s_st[2],
                                      *b_st[:2], b_cdiv, self.k_cb_lut, b_lw, b_st[2],
                                      M, do_mix, do_evidence, self.smoothing, pred, upd_i, upd_r, upd_e, upd_cdiv,
@@ -399,8 +268,6 @@ class TDEngine(_Compiled):
                 self._parts = {}
             self._parts[(k, wait)] = parts
         if self._pool is None or self._pool_pid != os.getpid():   # (a forked child has no pool threads)
-            from concurrent.futures import ThreadPoolExecutor
-
             self._pool, self._pool_pid = ThreadPoolExecutor(max_workers=k - 1), os.getpid()
         futs = [self._pool.submit(run, p) for p in parts[1:]]
         mine = run(parts[0])
@@ -553,7 +420,7 @@ class TDEngine(_Compiled):
                 k = np.where(self._mask[a], self._cnt, 0)
                 out[g["slice"]] = np.take(g["lut"], g["lut_row"] + np.take(k, g["table"]))
             else:
-                out[g["slice"]] = _smooth_log(self._group_probs(name)[a], self.smoothing, self.A)
+                out[g["slice"]] = smooth_log(self._group_probs(name)[a], self.smoothing, self.A)
         return out
 
     # ------------------------------------------------------------------------------- learning
@@ -627,272 +494,3 @@ class TDEngine(_Compiled):
         for g in self.groups.values():
             out[g["slice"]] = g["table"]
         return out
-
-
-# =============================================================================================
-# Fixed policies, bandit programs
-# =============================================================================================
-class _RowsCompiled(_Compiled):
-    """The compiled mix / evidence of an engine whose rows' probabilities are explicit (``_rows()``)."""
-
-    backend = "numpy"
-
-    def _rows(self) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
-
-    def _pass(self, a: int, lw: np.ndarray, M: float, do_mix: bool, do_evidence: bool) -> tuple[float, np.ndarray, float]:
-        PT, logpT = self._rows()            # action-major [A, n]
-        pred = np.zeros(self.A)
-        W = getattr(self, "_W", None)
-        if W is None or W.size != self.n:
-            W = self._W = np.empty(self.n)
-        Z, mx = _K.rows_mix_evidence(PT, lw, M, a, self.smoothing, do_mix, do_evidence, pred,
-                                     logpT[a] if logpT.size else np.zeros(0), W)
-        return Z, pred, mx
-
-
-
-class FixedEngine(_RowsCompiled):
-    def __init__(self, grammar: Grammar, probs: np.ndarray, smoothing: float, backend: str | None = None):
-        self.A = grammar.n_actions
-        self.smoothing = float(smoothing)
-        self.P = np.asarray(probs, dtype=np.float64).reshape(-1, self.A)
-        self.logp = _smooth_log(self.P, smoothing, self.A)
-        self.n = self.P.shape[0]
-        self.backend = _resolve_backend(backend)
-
-    def _rows(self) -> tuple[np.ndarray, np.ndarray]:
-        if getattr(self, "_PT", None) is None:
-            self._PT, self._logpT = np.ascontiguousarray(self.P.T), np.ascontiguousarray(self.logp.T)
-        return self._PT, self._logpT
-
-    def reset(self) -> None:
-        pass
-
-    def prepare(self, s: int) -> None:
-        pass
-
-    def all_probs(self) -> np.ndarray:
-        return self.P
-
-    def all_probs_am(self) -> np.ndarray:
-        return np.ascontiguousarray(self.all_probs().T)
-
-    def mix(self, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
-        return wsum((self.P if idx is None else self.P[idx]).T, w)
-
-    def loglik(self, a: int) -> np.ndarray:
-        return self.logp[:, a]
-
-    def advance(self, s, a, r, s2, terminated, truncated) -> None:
-        pass
-
-
-class UCBEngine:
-    """UCB1 programs: shared pull counts and reward sums per (state, arm); per-program c."""
-
-    def __init__(self, grammar: Grammar, c: np.ndarray, smoothing: float):
-        self.S, self.A = grammar.n_states, grammar.n_actions
-        self.c = np.asarray(c, dtype=np.float64)
-        self.n = self.c.size
-        self.smoothing = smoothing
-        self.reset()
-
-    def reset(self) -> None:
-        self.N = np.zeros((self.S, self.A), dtype=np.int64)
-        self.sum = np.zeros((self.S, self.A))
-
-    def prepare(self, s: int) -> None:
-        N, tot = self.N[s], self.sum[s]
-        unpulled = N == 0
-        if unpulled.any():
-            p = np.broadcast_to(unpulled / float(np.count_nonzero(unpulled)), (self.n, self.A))
-        else:
-            t = float(N.sum())
-            index = tot / N + np.sqrt(self.c[:, None] * math.log(t) / N[None, :])
-            m = index == index.max(axis=1, keepdims=True)
-            p = m / m.sum(axis=1, keepdims=True).astype(np.float64)
-        self._p = p
-
-    def all_probs(self) -> np.ndarray:
-        return np.array(self._p)
-
-    def all_probs_am(self) -> np.ndarray:
-        return np.ascontiguousarray(self.all_probs().T)
-
-    def mix(self, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
-        return wsum((self._p if idx is None else self._p[idx]).T, w)
-
-    def loglik(self, a: int) -> np.ndarray:
-        return _smooth_log(np.ascontiguousarray(self._p[:, a]), self.smoothing, self.A)
-
-    def advance(self, s, a, r, s2, terminated, truncated) -> None:
-        self.N[s, a] += 1
-        self.sum[s, a] += r
-
-
-class ThompsonEngine:
-    """Thompson sampling programs. Their exact action probabilities need an adaptive quadrature per
-    distinct posterior (``learners.teachers.bandit.thompson_probs``, ~0.3 ms), so this engine
-    loops over its programs -- the one exception to batching; Levin's Kt charges Thompson
-    programs log2(80 A^2) bits of compute, which keeps them few."""
-
-    def __init__(self, grammar: Grammar, prior_alpha: np.ndarray, prior_beta: np.ndarray, smoothing: float):
-        self.S, self.A = grammar.n_states, grammar.n_actions
-        self.a0 = np.asarray(prior_alpha, dtype=np.float64)
-        self.b0 = np.asarray(prior_beta, dtype=np.float64)
-        self.n = self.a0.size
-        self.smoothing = smoothing
-        self.reset()
-
-    def reset(self) -> None:
-        self.alpha = np.repeat(self.a0[:, None, None], self.S, 1).repeat(self.A, 2)
-        self.beta = np.repeat(self.b0[:, None, None], self.S, 1).repeat(self.A, 2)
-        self._key = None
-
-    def prepare(self, s: int) -> None:
-        from learners.teachers.bandit import thompson_probs
-
-        key = (s, self.alpha[:, s].tobytes(), self.beta[:, s].tobytes())
-        if key == self._key:
-            return
-        self._p = np.stack([thompson_probs(self.alpha[i, s], self.beta[i, s]) for i in range(self.n)]) if self.n else np.zeros((0, self.A))
-        self._key = key
-
-    def all_probs(self) -> np.ndarray:
-        return self._p
-
-    def all_probs_am(self) -> np.ndarray:
-        return np.ascontiguousarray(self.all_probs().T)
-
-    def mix(self, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
-        return wsum((self._p if idx is None else self._p[idx]).T, w)
-
-    def loglik(self, a: int) -> np.ndarray:
-        return _smooth_log(self._p[:, a], self.smoothing, self.A)
-
-    def advance(self, s, a, r, s2, terminated, truncated) -> None:
-        self.alpha[:, s, a] += r
-        self.beta[:, s, a] += 1.0 - r
-
-
-# =============================================================================================
-# Closed-form families
-# =============================================================================================
-class FamilyEngine(_RowsCompiled):
-    """Cyclic families (clock, period L) and reactive families (default d, exception rate 2^-k).
-
-    Per-entry log-likelihoods of "the entry's action is a'" are shared: cyclic entries
-    (clock, L, j) in ``cyc_ll [n_entries, A]``; reactive entries per state in ``react_ll [S, A]``.
-    A family's raw probabilities at a step are the posterior over its current entry's action."""
-
-    def __init__(self, grammar: Grammar, cyclic: Sequence[tuple[str, int]], reactive: Sequence[tuple[int, int]],
-                 smoothing: float, backend: str | None = None):
-        self.S, self.A = grammar.n_states, grammar.n_actions
-        self.backend = _resolve_backend(backend)
-        self.smoothing = smoothing
-        A = self.A
-        self.cyclic = list(cyclic)
-        self.reactive = list(reactive)
-        self.n_cyc, self.n_react = len(self.cyclic), len(self.reactive)
-        self.n = self.n_cyc + self.n_react
-        self.clock_of = np.array([0 if c == "episode" else 1 for c, _ in self.cyclic], dtype=np.int64)
-        self.period = np.array([L for _, L in self.cyclic], dtype=np.int64)
-        self.offset = np.concatenate([[0], np.cumsum(self.period)[:-1]]).astype(np.int64) if self.n_cyc else np.zeros(0, np.int64)
-        self.n_entries = int(self.period.sum()) if self.n_cyc else 0
-        self.default = np.array([d for d, _ in self.reactive], dtype=np.int64)
-        self.rho = np.array([2.0 ** -k for _, k in self.reactive])
-        # log prior of the entry's action under each reactive family: [n_react, A]
-        if self.n_react:
-            lp = np.log(self.rho / (A - 1))[:, None] * np.ones((1, A))
-            lp[np.arange(self.n_react), self.default] = np.log1p(-self.rho)
-            self.react_logprior = lp
-        self.log_hit = math.log((1.0 - smoothing) + smoothing / A)
-        self.log_miss = math.log(smoothing / A)
-        self.cyc_ll = np.zeros((self.n_entries, A))
-        self.react_ll = np.zeros((self.S, A))
-        self.reset()
-
-    def reset(self) -> None:
-        """Program state = the clocks (the likelihood tables are evidence, kept)."""
-        self.t = np.zeros(2, dtype=np.int64)  # [episode step, global step]
-
-    def reset_evidence(self) -> None:
-        self.cyc_ll[:] = 0.0
-        self.react_ll[:] = 0.0
-
-    def _entries(self) -> np.ndarray:
-        return self.offset + self.t[self.clock_of] % self.period
-
-    def _rows(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._pT, np.zeros((0, 0))
-
-    def prepare(self, s: int) -> None:
-        if self.backend == "numba":
-            self._pT = np.empty((self.A, self.n))
-            rlp = self.react_logprior if self.n_react else np.zeros((0, self.A))
-            _K.family_probs(self.cyc_ll, self._entries() if self.n_cyc else np.zeros(0, np.int64), rlp,
-                            self.react_ll[s], self._pT)
-            self._p = self._pT.T
-            self._s = s
-            return
-        parts = []
-        if self.n_cyc:
-            ll = self.cyc_ll[self._entries()]
-            post = np.exp(ll - ll.max(axis=1, keepdims=True))
-            parts.append(post / post.sum(axis=1, keepdims=True))
-        if self.n_react:
-            ll = self.react_logprior + self.react_ll[s][None, :]
-            post = np.exp(ll - ll.max(axis=1, keepdims=True))
-            parts.append(post / post.sum(axis=1, keepdims=True))
-        self._p = np.concatenate(parts) if parts else np.zeros((0, self.A))
-        self._s = s
-
-    def all_probs(self) -> np.ndarray:
-        return self._p
-
-    def all_probs_am(self) -> np.ndarray:
-        return np.ascontiguousarray(self.all_probs().T)
-
-    def mix(self, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
-        return wsum((self._p if idx is None else self._p[idx]).T, w)
-
-    def loglik(self, a: int) -> np.ndarray:
-        return _smooth_log(self._p[:, a], self.smoothing, self.A)
-
-    def evidence(self, s: int, a: int) -> None:
-        """Teacher-forced step: the entries in use learn that the teacher took ``a``."""
-        hit = np.full(self.A, self.log_miss)
-        hit[a] = self.log_hit
-        if self.n_cyc:
-            e = self._entries()
-            self.cyc_ll[e] += hit  # entries of different families are distinct rows
-        if self.n_react:
-            self.react_ll[s] += hit
-
-    def advance(self, s, a, r, s2, terminated, truncated) -> None:
-        self.t[1] += 1
-        self.t[0] = 0 if (terminated or truncated) else self.t[0] + 1
-
-    # ---- members -----------------------------------------------------------------------------
-    def cyclic_member_log_post(self, fam: int, seq: Sequence[int]) -> float:
-        """log posterior probability of one member given the family (product over positions)."""
-        L = int(self.period[fam])
-        ll = self.cyc_ll[self.offset[fam]:self.offset[fam] + L]
-        lse = np.logaddexp.reduce(ll, axis=1)
-        return float(np.sum(ll[np.arange(L), list(seq)] - lse))
-
-    def cyclic_map_member(self, fam: int) -> tuple[int, ...]:
-        L = int(self.period[fam])
-        return tuple(int(x) for x in self.cyc_ll[self.offset[fam]:self.offset[fam] + L].argmax(axis=1))
-
-    def reactive_member_log_post(self, fam: int, table: np.ndarray) -> float:
-        ll = self.react_logprior[fam][None, :] + self.react_ll
-        lse = np.logaddexp.reduce(ll, axis=1)
-        return float(np.sum(ll[np.arange(self.S), table] - lse))
-
-    def reactive_map_member(self, fam: int) -> np.ndarray:
-        return (self.react_logprior[fam][None, :] + self.react_ll).argmax(axis=1)
-
-
-__all__ = ["TDEngine", "FixedEngine", "UCBEngine", "ThompsonEngine", "FamilyEngine"]

@@ -1,0 +1,179 @@
+"""The prefix-free code of program trees: code words, exact description lengths, decoding.
+
+The code of a tree is the concatenation of its parts' code words in pre-order, so a program's
+description length is exact and the set of all programs satisfies Kraft's inequality (tests
+check it by encoding and decoding). The code words are listed in ``grammar``'s docstring; the
+lengths of the choices that depend on the observation and action spaces (an action, a state)
+are computed by ``Grammar.bits``.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+from learners.solomonoff.syntax import TD, UCB1, Add, Const, Explore, Expr, Leaf, Program, Sub, Thompson, expr_has_gamma
+from theory import codes as C
+
+KIND_TAG = {"TD": "1", "UCB1": "010", "Thompson": "011", "Constant": "0000", "Stochastic": "0001",
+            "Cyclic": "0010", "Reactive": "0011"}
+LEAF_TAG = {"r": "01", "max": "100", "next": "101", "exp": "110"}
+ADD_TAG, SUB_TAG, CONST_TAG = "00", "1110", "1111"
+EXPLORE_TAG = {"greedy": "00", "eps_greedy": "01", "softmax": "10", "count_bonus": "11"}
+
+
+# =============================================================================================
+# Target expressions
+# =============================================================================================
+def expr_bits(e: Expr) -> int:
+    if isinstance(e, Leaf):
+        return len(LEAF_TAG[e.name])
+    if isinstance(e, Const):
+        return len(CONST_TAG) + C.signed_rational_bits(e.value)
+    if isinstance(e, Add):
+        return len(ADD_TAG) + expr_bits(e.left) + expr_bits(e.right)
+    if isinstance(e, Sub):
+        return len(SUB_TAG) + expr_bits(e.left) + expr_bits(e.right)
+    raise TypeError(f"not a target expression: {e!r}")
+
+
+
+def expr_encode(e: Expr) -> str:
+    if isinstance(e, Leaf):
+        return LEAF_TAG[e.name]
+    if isinstance(e, Const):
+        return CONST_TAG + C.signed_rational_encode(e.value)
+    if isinstance(e, Add):
+        return ADD_TAG + expr_encode(e.left) + expr_encode(e.right)
+    if isinstance(e, Sub):
+        return SUB_TAG + expr_encode(e.left) + expr_encode(e.right)
+    raise TypeError(f"not a target expression: {e!r}")
+
+
+def expr_decode(bits: str, pos: int = 0) -> tuple[Expr, int]:
+    def take(n: int) -> str:
+        if pos + n > len(bits):
+            raise C.CodeError(f"truncated expression at bit {pos}")
+        return bits[pos:pos + n]
+
+    if take(2) == ADD_TAG:
+        a, p = expr_decode(bits, pos + 2)
+        b, p = expr_decode(bits, p)
+        return Add(a, b), p
+    for name, tag in LEAF_TAG.items():
+        if bits.startswith(tag, pos):
+            return Leaf(name), pos + len(tag)
+    if bits.startswith(SUB_TAG, pos):
+        a, p = expr_decode(bits, pos + 4)
+        b, p = expr_decode(bits, p)
+        return Sub(a, b), p
+    if bits.startswith(CONST_TAG, pos):
+        v, p = C.signed_rational_decode(bits, pos + 4)
+        return Const(v), p
+    raise C.CodeError(f"truncated expression at bit {pos}")
+
+
+
+def iter_exprs(max_bits: int) -> Iterator[tuple[Expr, int]]:
+    """Every target expression tree of at most ``max_bits`` bits, by increasing length."""
+    by_len: dict[int, list[Expr]] = {}
+    consts = C.signed_rationals(max(0, max_bits - len(CONST_TAG)))
+    for n in range(max_bits + 1):
+        cur: list[Expr] = []
+        for name, tag in LEAF_TAG.items():
+            if len(tag) == n:
+                cur.append(Leaf(name))
+        for v, b in consts:
+            if len(CONST_TAG) + b == n:
+                cur.append(Const(v))
+        for tag, node in ((ADD_TAG, Add), (SUB_TAG, Sub)):
+            rest = n - len(tag)
+            for i in range(2, rest - 1):
+                for a in by_len.get(i, ()):
+                    for b in by_len.get(rest - i, ()):
+                        cur.append(node(a, b))
+        by_len[n] = cur
+        for e in cur:
+            yield e, n
+
+
+# =============================================================================================
+# Action rules
+# =============================================================================================
+def explore_bits(e: Explore) -> int:
+    if e.kind == "greedy":
+        return 2
+    if e.kind == "eps_greedy":
+        return 2 + C.unit_rational_bits(e.param)
+    return 2 + C.power_of_two_bits(e.param)
+
+
+def explore_encode(e: Explore) -> str:
+    tag = EXPLORE_TAG[e.kind]
+    if e.kind == "greedy":
+        return tag
+    if e.kind == "eps_greedy":
+        return tag + C.unit_rational_encode(e.param)
+    return tag + C.power_of_two_encode(e.param)
+
+
+def explore_decode(bits: str, pos: int) -> tuple[Explore, int]:
+    tag = bits[pos:pos + 2]
+    kind = {v: k for k, v in EXPLORE_TAG.items()}.get(tag)
+    if kind is None:
+        raise C.CodeError(f"truncated action rule at bit {pos}")
+    if kind == "greedy":
+        return Explore(kind), pos + 2
+    if kind == "eps_greedy":
+        v, p = C.unit_rational_decode(bits, pos + 2)
+    else:
+        v, p = C.power_of_two_decode(bits, pos + 2)
+    return Explore(kind, v), p
+
+
+# =============================================================================================
+# Programs with integer-length code words (TD, UCB1, Thompson)
+# =============================================================================================
+def td_bits(p: TD) -> int:
+    """Description length of a TD program (its kind word included)."""
+    return (len(KIND_TAG["TD"]) + C.signed_rational_bits(p.init)
+            + (1 if p.alpha is None else 1 + C.unit_rational_bits(p.alpha))
+            + expr_bits(p.target) + (0 if p.gamma is None else C.unit_rational_bits(p.gamma)) + explore_bits(p.explore))
+
+
+def encode_program(p: Program) -> str:
+    """The code word of a TD / UCB1 / Thompson program (the other kinds use uniform choices
+    of log2 n bits, arithmetic-coded, and have no finite binary word here)."""
+    tag = KIND_TAG[type(p).__name__]
+    if isinstance(p, TD):
+        return (tag + C.signed_rational_encode(p.init) + ("1" if p.alpha is None else "0" + C.unit_rational_encode(p.alpha))
+                + expr_encode(p.target) + ("" if p.gamma is None else C.unit_rational_encode(p.gamma)) + explore_encode(p.explore))
+    if isinstance(p, UCB1):
+        return tag + C.positive_rational_encode(p.c)
+    if isinstance(p, Thompson):
+        return tag + C.elias_gamma_encode(p.prior_alpha) + C.elias_gamma_encode(p.prior_beta)
+    raise ValueError(f"{type(p).__name__} uses uniform (arithmetic-coded) choices; use Grammar.bits()")
+
+
+def decode_program(bits: str, pos: int = 0) -> tuple[Program, int]:
+    """Inverse of ``encode_program``."""
+    if bits.startswith(KIND_TAG["TD"], pos):
+        init, p = C.signed_rational_decode(bits, pos + 1)
+        if p >= len(bits):
+            raise C.CodeError("truncated program")
+        if bits[p] == "1":
+            alpha, p = None, p + 1
+        else:
+            alpha, p = C.unit_rational_decode(bits, p + 1)
+        target, p = expr_decode(bits, p)
+        gamma = None
+        if expr_has_gamma(target):
+            gamma, p = C.unit_rational_decode(bits, p)
+        explore, p = explore_decode(bits, p)
+        return TD(init, alpha, target, gamma, explore), p
+    if bits.startswith(KIND_TAG["UCB1"], pos):
+        c, p = C.positive_rational_decode(bits, pos + 3)
+        return UCB1(c), p
+    if bits.startswith(KIND_TAG["Thompson"], pos):
+        a, p = C.elias_gamma_decode(bits, pos + 3)
+        b, p = C.elias_gamma_decode(bits, p)
+        return Thompson(a, b), p
+    raise C.CodeError(f"no TD/UCB1/Thompson program starts at bit {pos}")
