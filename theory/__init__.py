@@ -4,7 +4,21 @@
 * ``theory.bounds`` -- the per-sequence log-loss bound and the expected-KL bound of a Bayes
   mixture over programs (with smoothing and Levin/speed-prior variants).
 * ``theory.counts`` -- number of programs by description length (products, trees, families).
+* ``theory.compute`` -- FLOPs per step of teachers, the mixture and the AD transformer, and of
+  simulating a teacher's learning in a forward pass by the published constructions.
 """
+from importlib import import_module
+
 from theory import bounds, codes, counts  # noqa: F401
 
-__all__ = ["bounds", "codes", "counts"]
+__all__ = ["bounds", "codes", "compute", "counts"]
+
+# ``compute`` loads sympy, ~0.5 s of start-up (measured) that every script and
+# test importing ``theory.bounds`` would otherwise pay: it loads on first use.
+_LAZY = ("compute",)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return import_module(f"theory.{name}")
+    raise AttributeError(f"module 'theory' has no attribute {name!r}")
