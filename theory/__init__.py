@@ -6,16 +6,18 @@
 * ``theory.counts`` -- number of programs by description length (products, trees, families).
 * ``theory.compute`` -- FLOPs per step of teachers, the mixture and the AD transformer, and of
   simulating a teacher's learning in a forward pass by the published constructions.
+* ``theory.symbolic`` -- the mixture's bounds as sympy expressions in the prior bits and the
+  smoothing term.
 """
 from importlib import import_module
 
 from theory import bounds, codes, counts  # noqa: F401
 
-__all__ = ["bounds", "codes", "compute", "counts"]
+__all__ = ["bounds", "codes", "compute", "counts", "symbolic"]
 
-# ``compute`` loads sympy, ~0.5 s of start-up (measured) that every script and
-# test importing ``theory.bounds`` would otherwise pay: it loads on first use.
-_LAZY = ("compute",)
+# ``compute`` and ``symbolic`` load sympy, ~0.5 s of start-up (measured) that every script and
+# test importing ``theory.bounds`` would otherwise pay: they load on first use.
+_LAZY = ("compute", "symbolic")
 
 
 def __getattr__(name: str):
