@@ -1,0 +1,570 @@
+"""The paper's figures, one function each, drawn from a loaded study (experiments.paper.load).
+
+One style throughout: each imitator and control has one colour and line style in every figure
+(``COLOURS``), curves are means over seeds with their interval as a band, and a cell the study
+did not measure (coverage "missing" or "cannot") is written into its panel, never drawn as zero.
+Figures are built on ``matplotlib.figure.Figure`` (no pyplot state, no GUI backend) and saved
+with fixed metadata, so the same study gives the same bytes."""
+from __future__ import annotations
+
+import math
+import textwrap
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+from scipy import stats
+
+from experiments.paper.load import COMPLEXITY_KEYS, Study
+
+# What fixes the bytes: no dates in PDF, no software tag in PNG, a fixed SVG hash salt; TrueType
+# fonts embedded (type 42) so the PDF's text stays text in a paper.
+STYLE = {
+    "svg.hashsalt": "hypospace-paper",
+    "pdf.fonttype": 42,
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "axes.titlesize": 8.5,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7.5,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "lines.linewidth": 1.4,
+    "savefig.dpi": 150,
+}
+PDF_METADATA = {"CreationDate": None, "ModDate": None}
+PNG_METADATA = {"Software": None}
+
+IMITATORS = ("mixture", "transformer")
+# Okabe-Ito colours (distinguishable with colour-blindness); an imitator's ablations in a lighter
+# shade of its own colour, the teacher in black, random in grey.
+COLOURS = {
+    "mixture": "#0072B2",
+    "transformer": "#D55E00",
+    "mixture_prior": "#56B4E9",
+    "transformer_empty": "#E69F00",
+    "expert_distillation": "#CC79A7",
+    "teacher": "#000000",
+    "teacher_continued": "#000000",
+    "teacher_frozen": "#7F7F7F",
+    "teacher_fresh": "#009E73",
+    "uniform": "#BBBBBB",
+}
+LABELS = {
+    "mixture": "mixture (Solomonoff)",
+    "transformer": "transformer (AD)",
+    "mixture_prior": "mixture, prior only",
+    "transformer_empty": "transformer, empty context",
+    "expert_distillation": "expert distillation",
+    "teacher": "teacher",
+    "teacher_continued": "teacher continued",
+    "teacher_frozen": "teacher frozen at T",
+    "teacher_fresh": "fresh teacher",
+    "uniform": "uniform random",
+}
+ORDER = tuple(COLOURS)
+_SPARE = ("#8C564B", "#9467BD", "#17BECF", "#BCBD22", "#E377C2")
+VARIANT_DASH = {"within": "-", "beyond": (0, (4, 2))}
+COMPLEXITY_LABELS = {
+    "log2_hypotheses": "log2 hypotheses (mixture budget)",
+    "states_x_actions": "|S|·|A|",
+    "teacher_params": "teacher parameters",
+    "teacher_steps_to_90": "teacher steps to 90% of optimal",
+}
+WIDTH = 7.0          # inches: the full width of a two-column paper
+ROW_HEIGHT = 2.1
+MAX_CURVE_POINTS = 400   # a plotted line needs no more; longer curves are sampled evenly
+BAND_RESAMPLES = 2000
+RETURN_LABEL = "return (fraction of optimal)"
+
+BAND_METHOD = (f"Lines are means over seeds of the per-seed curves (each already averaged over test tasks); bands are "
+               f"95% percentile bootstrap intervals of that mean over seeds ({BAND_RESAMPLES:,} resamples, fixed "
+               f"generator); a point seen by one seed only has no band.")
+SUMMARY_METHOD = ("Points are the means in summary.csv; bands and bars are its 95% intervals (percentile, stratified "
+                  "bootstrap over seeds with test tasks as strata).")
+
+
+@dataclass
+class Drawn:
+    """One figure: its file stem and title, the matplotlib figure (None when skipped), a caption
+    saying what is plotted and how intervals are made, and the cells that could not be drawn."""
+    stem: str
+    title: str
+    figure: Figure | None = None
+    caption: str = ""
+    absent: list[str] = field(default_factory=list)
+    skipped: str = ""
+
+
+def colour(name: str) -> str:
+    """The fixed colour of an imitator or control (unknown names: a fixed colour from their name)."""
+    return COLOURS.get(name) or _SPARE[zlib.crc32(name.encode()) % len(_SPARE)]
+
+
+def label(name: str) -> str:
+    return LABELS.get(name, name.replace("_", " "))
+
+
+def in_order(names) -> list[str]:
+    names = set(names)
+    return [n for n in ORDER if n in names] + sorted(names - set(ORDER))
+
+
+def _line_kw(name: str) -> dict:
+    main = name in IMITATORS or name == "teacher"
+    return {"color": colour(name), "lw": 1.8 if main else 1.2, "ls": "-" if main else (0, (5, 2)),
+            "zorder": 3 if main else 2}
+
+
+def fmt_T(T: float | None) -> str:
+    if T is None:
+        return ""
+    return str(int(T)) if float(T).is_integer() else f"{T:g}"
+
+
+# ---- curves over seeds ----------------------------------------------------------------------
+
+def seed_band(by_seed: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x, the mean over seeds, and the 95% percentile bootstrap band of that mean (NaN where fewer
+    than two seeds have the point). Seeds are aligned on x; a long curve is sampled at
+    ``MAX_CURVE_POINTS`` evenly spaced x."""
+    xs = np.unique(np.concatenate([x for x, _ in by_seed.values()]))
+    if len(xs) > MAX_CURVE_POINTS:
+        xs = xs[np.unique(np.round(np.linspace(0, len(xs) - 1, MAX_CURVE_POINTS)).astype(int))]
+    m = np.full((len(by_seed), len(xs)), np.nan)
+    for i, (x, y) in enumerate(by_seed.values()):
+        idx = np.searchsorted(xs, x)
+        ok = (idx < len(xs)) & (xs[np.minimum(idx, len(xs) - 1)] == x)
+        m[i, idx[ok]] = y[ok]
+    count = np.sum(~np.isnan(m), axis=0)
+    mean = np.nanmean(m, axis=0) if len(by_seed) else np.full(len(xs), np.nan)
+    lo = np.full(len(xs), np.nan)
+    hi = np.full(len(xs), np.nan)
+    rng = np.random.default_rng(0)
+    full = count == len(by_seed)
+    with warnings.catch_warnings():
+        # identical values across seeds (a deterministic control) make a degenerate, zero-width band
+        warnings.simplefilter("ignore")
+        if len(by_seed) >= 2 and full.any():
+            r = stats.bootstrap((m[:, full],), np.mean, axis=0, vectorized=True, n_resamples=BAND_RESAMPLES,
+                                method="percentile", batch=200, rng=rng)
+            lo[full], hi[full] = r.confidence_interval.low, r.confidence_interval.high
+        for j in np.flatnonzero(~full & (count >= 2)):
+            r = stats.bootstrap((m[~np.isnan(m[:, j]), j],), np.mean, n_resamples=BAND_RESAMPLES,
+                                method="percentile", rng=rng)
+            lo[j], hi[j] = r.confidence_interval.low, r.confidence_interval.high
+    return xs, mean, lo, hi
+
+
+def _plot_curve(ax, by_seed, name: str, *, label_: str | None = None, **over) -> None:
+    x, mean, lo, hi = seed_band(by_seed)
+    kw = _line_kw(name) | over
+    ax.plot(x, mean, label=label_ or label(name), **kw)
+    if np.any(np.isfinite(lo)):
+        ax.fill_between(x, lo, hi, color=kw["color"], alpha=0.18, lw=0, zorder=1)
+
+
+def _absent_note(ax, study: Study, rung: str, question: str, variant: str, who, absent: list[str]) -> None:
+    """Add to the panel's title which of ``who`` the study did not measure here (never drawn as
+    zero), and collect them for the caption. Call after the title is set."""
+    short = []
+    for name in in_order(who):
+        c = study.not_done(rung, name, question, variant)
+        if c is not None:
+            short.append(f"{name} {c.status}")
+            why = f" ({c.reason})" if c.reason else ""
+            absent.append(f"{label(name)} on {study.label(rung)}, {question} {variant}: {c.status}{why}")
+    if short:
+        ax.set_title(ax.get_title() + "\nnot measured: " + ", ".join(short), fontsize=7.5)
+
+
+def _empty(ax, text: str) -> None:
+    """A panel with nothing to draw: its axes hidden, the reason written in it."""
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, "\n".join(textwrap.fill(t, 34) for t in text.split("\n")), transform=ax.transAxes,
+            ha="center", va="center", fontsize=7, color="#444444")
+
+
+def _figure(nrows: int, ncols: int, *, height: float | None = None) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(WIDTH, height or ROW_HEIGHT * nrows + 0.5), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _legend(fig: Figure, extra: list[tuple[object, str]] = ()) -> None:
+    """One legend for the whole figure, in the fixed imitator order, below the panels."""
+    seen: dict[str, object] = {}
+    for ax in fig.axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    rank = {label(n): i for i, n in enumerate(ORDER)}
+    labs = sorted(seen, key=lambda s: (rank.get(s, len(rank)), s))
+    handles = [seen[s] for s in labs] + [h for h, _ in extra]
+    labs = labs + [s for _, s in extra]
+    if handles:
+        fig.legend(handles, labs, loc="outside lower center", ncol=min(len(labs), 3), frameon=False)
+
+
+def _rungs_with(study: Study, pred: Callable[[tuple], bool]) -> list[str]:
+    have = {k[0] for k in study.curves if pred(k)}
+    return [r for r in study.rung_names if r in have]
+
+
+def _grid_cols(n: int) -> tuple[int, int]:
+    ncols = min(n, 3)
+    return math.ceil(n / ncols), ncols
+
+
+def _hide_unused(axes: np.ndarray, used: int) -> None:
+    for ax in axes.flat[used:]:
+        ax.set_visible(False)
+
+
+# ---- figure 1 -------------------------------------------------------------------------------
+
+def fig_teacher_learning(study: Study) -> Drawn:
+    d = Drawn("fig1_teacher_learning", "Teacher learning curves")
+    rungs = _rungs_with(study, lambda k: k[2] == "teacher" and k[4] == "return")
+    if not rungs:
+        d.skipped = "the study has no teacher learning curves (curves.csv, question teacher, curve return)"
+        return d
+    nrows, ncols = _grid_cols(len(rungs))
+    fig, axes = _figure(nrows, ncols)
+    for ax, rung in zip(axes.flat, rungs):
+        for key in sorted(k for k in study.curves if k[0] == rung and k[2] == "teacher" and k[4] == "return"):
+            _plot_curve(ax, study.curves[key], key[1])
+        ax.set(title=study.label(rung), xlabel="episode", ylabel=RETURN_LABEL)
+    _hide_unused(axes, len(rungs))
+    _legend(fig)
+    d.figure = fig
+    d.caption = ("The teacher's own learning on each rung: normalised return per episode (fraction of the task's "
+                 "optimal return) while it learns from scratch. " + BAND_METHOD)
+    return d
+
+
+# ---- figure 2 -------------------------------------------------------------------------------
+
+def fig_q1_tracking(study: Study) -> Drawn:
+    d = Drawn("fig2_q1_tracking", "Q1: does the imitator act like the teacher now?")
+    rungs = _rungs_with(study, lambda k: k[2] == "Q1" and k[4] == "kl_bits")
+    bound_rungs = _rungs_with(study, lambda k: k[2] == "Q1" and k[4] in ("cum_log_loss_bits", "bound_bits"))
+    rungs = [r for r in study.rung_names if r in set(rungs) | set(bound_rungs)]
+    if not rungs:
+        d.skipped = "the study has no Q1 tracking curves (curves.csv, question Q1, curve kl_bits)"
+        return d
+    fig, axes = _figure(2 if bound_rungs else 1, len(rungs))
+    for j, rung in enumerate(rungs):
+        ax = axes[0, j]
+        keys = sorted(k for k in study.curves if k[0] == rung and k[2] == "Q1" and k[4] == "kl_bits")
+        for key in sorted(keys, key=lambda k: ORDER.index(k[1]) if k[1] in ORDER else len(ORDER)):
+            _plot_curve(ax, study.curves[key], key[1])
+        if not keys:
+            _empty(ax, "no KL curves")
+        ax.set(title=study.label(rung), xlabel="decile of learning time", ylabel="KL(teacher‖imitator), bits/step")
+        ax.set_ylim(bottom=0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        who = {k[1] for k in study.coverage if k[0] == rung and k[2] == "Q1"}
+        _absent_note(ax, study, rung, "Q1", "now", who, d.absent)
+        if bound_rungs:
+            ax = axes[1, j]
+            loss = study.curves.get((rung, "mixture", "Q1", "now", "cum_log_loss_bits", None))
+            bound = study.curves.get((rung, "mixture", "Q1", "now", "bound_bits", None))
+            if loss:
+                _plot_curve(ax, loss, "mixture", label_="mixture's cumulative log-loss")
+            if bound:
+                _plot_curve(ax, bound, "teacher", label_="mixture's bound (per sequence)",
+                            ls=(0, (2, 1.5)), lw=1.2)
+            if not (loss or bound):
+                c = study.not_done(rung, "mixture", "Q1", "now")
+                _empty(ax, f"mixture: {c.status}" + (f"\n{c.reason}" if c.reason else "") if c else "no mixture curve")
+            ax.set(xlabel="step", ylabel="cumulative bits")
+    _legend(fig)
+    d.figure = fig
+    d.caption = ("Top: KL divergence from the teacher's action distribution to each imitator's and control's, in "
+                 "bits per step, teacher-forced along the teacher's history, by decile of its learning time"
+                 + (". Bottom: the mixture's cumulative log-loss of the teacher's actions with the per-sequence "
+                    "bound drawn over it (the log-loss of the teacher's own program class plus its description "
+                    "length in bits plus log2 of the normaliser); the loss staying under the bound is the "
+                    "mixture's guarantee" if bound_rungs else "") + ". " + BAND_METHOD)
+    return d
+
+
+# ---- figure 3 -------------------------------------------------------------------------------
+
+def pick_T(study: Study, rung: str) -> float | None:
+    """The truncation point a single-T figure shows for a rung: the middle of the rung's Q2 Ts."""
+    Ts = sorted({k[5] for k in study.curves if k[0] == rung and k[2] == "Q2" and k[5] is not None}
+                | {k[5] for k in study.summary if k[0] == rung and k[2] == "Q2" and k[5] is not None})
+    return Ts[(len(Ts) - 1) // 2] if Ts else None
+
+
+Q2_CURVE_WHO = ("mixture", "transformer", "teacher_continued", "teacher_frozen")
+
+
+def fig_q2_continuation_curves(study: Study) -> Drawn:
+    d = Drawn("fig3_q2_continuation_curves", "Q2: acting alone from T, beside the teacher continued and frozen")
+    rungs = _rungs_with(study, lambda k: k[2] == "Q2" and k[4] == "return" and k[5] is not None)
+    if not rungs:
+        d.skipped = "the study has no Q2 continuation curves (curves.csv, question Q2, curve return, T set)"
+        return d
+    variants = [v for v in ("within", "beyond") if any(k[2] == "Q2" and k[3] == v for k in study.curves)]
+    fig, axes = _figure(len(rungs), len(variants))
+    shown = []
+    for i, rung in enumerate(rungs):
+        T = pick_T(study, rung)
+        shown.append(f"{study.label(rung)} T = {fmt_T(T)}")
+        for j, variant in enumerate(variants):
+            ax = axes[i, j]
+            drew = False
+            for name in Q2_CURVE_WHO:
+                c = study.curves.get((rung, name, "Q2", variant, "return", T))
+                if c:
+                    _plot_curve(ax, c, name)
+                    drew = True
+            if not drew:
+                _empty(ax, "no curves")
+            ax.set(title=f"{study.label(rung)} — {variant}, T = {fmt_T(T)}", xlabel="episode", ylabel=RETURN_LABEL)
+            _absent_note(ax, study, rung, "Q2", variant, Q2_CURVE_WHO, d.absent)
+    _legend(fig)
+    d.figure = fig
+    d.caption = ("Normalised return per episode (counted from the start of the teacher's run) of each imitator acting "
+                 "alone from the truncation point T to kT, beside the teacher continued from T (the reference) and "
+                 "the teacher frozen at T. Within: the imitator was trained on whole histories and conditioned on one "
+                 "cut at T; beyond: every training history was cut at T as well. One T per rung (the middle of its "
+                 "truncation points): " + "; ".join(shown) + ". " + BAND_METHOD)
+    return d
+
+
+# ---- figure 4 -------------------------------------------------------------------------------
+
+def _complexity(study: Study, rung: str, key: str) -> float | None:
+    v = study.rung(rung)["complexity"].get(key)
+    return None if v is None else float(v)
+
+
+def fig_q2_headline(study: Study) -> Drawn:
+    d = Drawn("fig4_q2_continuation_ratio", "Q2 headline: does the frozen imitator keep improving like the teacher?")
+    rows = {k: v for k, v in study.summary.items()
+            if k[1] in IMITATORS and k[2] == "Q2" and k[4] == "continuation_ratio" and k[5] is not None}
+    if not rows:
+        d.skipped = "summary.csv has no Q2 continuation_ratio rows for the imitators"
+        return d
+    rungs = [r for r in study.rung_names if any(k[0] == r for k in rows)]
+    variants = [v for v in ("within", "beyond") if any(k[3] == v for k in rows)]
+    variants += sorted({k[3] for k in rows} - set(variants))
+    axes_keys = [c for c in ("log2_hypotheses", "states_x_actions")
+                 if any(_complexity(study, r, c) is not None for r in rungs)]
+    fig = Figure(figsize=(WIDTH, 2 * ROW_HEIGHT + 0.6), layout="constrained")
+    gs = fig.add_gridspec(2, max(len(rungs), 1) * len(axes_keys or [1]))
+    top = [fig.add_subplot(gs[0, j * len(axes_keys or [1]):(j + 1) * len(axes_keys or [1])]) for j in range(len(rungs))]
+    span = len(rungs)
+    bottom = [fig.add_subplot(gs[1, j * span:(j + 1) * span]) for j in range(len(axes_keys))]
+
+    def ref_lines(ax):
+        ax.axhline(1.0, color=colour("teacher_continued"), lw=0.8, ls=":", zorder=1)
+        ax.axhline(0.0, color=colour("teacher_frozen"), lw=0.8, ls=":", zorder=1)
+
+    for ax, rung in zip(top, rungs):
+        ref_lines(ax)
+        for name in IMITATORS:
+            for variant in variants:
+                pts = sorted((k[5], v) for k, v in rows.items() if k[0] == rung and k[1] == name and k[3] == variant)
+                if not pts:
+                    continue
+                T = np.array([p[0] for p in pts])
+                m, lo, hi = (np.array([getattr(p[1], a) for p in pts]) for a in ("mean", "ci_low", "ci_high"))
+                ax.plot(T, m, marker="o", ms=3, color=colour(name), lw=1.8, ls=VARIANT_DASH.get(variant, "-."),
+                        label=f"{label(name)}, {variant}", zorder=3)
+                ax.fill_between(T, lo, hi, color=colour(name), alpha=0.15, lw=0, zorder=1)
+        # one box per panel stays readable: the first variant's absences are written in the panel,
+        # an absence in another variant only (not already in the box) goes to the caption
+        ax.set(title=study.label(rung))
+        _absent_note(ax, study, rung, "Q2", variants[0], IMITATORS, d.absent)
+        for variant in variants[1:]:
+            for name in IMITATORS:
+                c = study.not_done(rung, name, "Q2", variant)
+                if c is not None and not study.not_done(rung, name, "Q2", variants[0]):
+                    d.absent.append(f"{label(name)} on {study.label(rung)}, Q2 {variant}: {c.status}")
+        Ts = sorted({k[5] for k in rows if k[0] == rung})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(Ts, [fmt_T(t) for t in Ts])
+        ax.minorticks_off()
+        ax.set(xlabel="truncation point T", ylabel="continuation ratio")
+
+    chosen = {r: pick_T(study, r) for r in rungs}
+    for ax, ckey in zip(bottom, axes_keys):
+        ref_lines(ax)
+        for name in IMITATORS:
+            for variant in variants:
+                pts = []
+                for r in rungs:
+                    c, v = _complexity(study, r, ckey), rows.get((r, name, "Q2", variant, "continuation_ratio", chosen[r]))
+                    if c is not None and v is not None:
+                        pts.append((c, v))
+                if not pts:
+                    continue
+                pts.sort(key=lambda p: p[0])
+                x = np.array([p[0] for p in pts])
+                m, lo, hi = (np.array([getattr(p[1], a) for p in pts]) for a in ("mean", "ci_low", "ci_high"))
+                ax.errorbar(x, m, yerr=np.vstack([m - lo, hi - m]), marker="o", ms=3.5, capsize=2, color=colour(name),
+                            lw=1.8, ls=VARIANT_DASH.get(variant, "-."), zorder=3)
+                ax.fill_between(x, lo, hi, color=colour(name), alpha=0.15, lw=0, zorder=1)
+        if ckey == "states_x_actions":
+            ax.set_xscale("log")
+        have = [r for r in rungs if _complexity(study, r, ckey) is not None]
+        no = [study.label(r) for r in rungs if _complexity(study, r, ckey) is None]
+        for r in have:
+            ax.annotate(study.label(r), (_complexity(study, r, ckey), 1.0), textcoords="offset points", xytext=(2, 4),
+                        ha="left", va="bottom", rotation=60, rotation_mode="anchor", fontsize=6.5, color="#444444")
+        if no:
+            ax.text(0.98, 0.03, "no value: " + ", ".join(no), transform=ax.transAxes, ha="right", va="bottom",
+                    fontsize=6.5, color="#444444")
+        ax.set(xlabel=COMPLEXITY_LABELS[ckey], ylabel="continuation ratio (middle T)")
+    extra = [(Line2D([], [], color=colour("teacher_continued"), lw=0.8, ls=":"), "1: keeps improving like the teacher"),
+             (Line2D([], [], color=colour("teacher_frozen"), lw=0.8, ls=":"), "0: frozen where its history ended")]
+    _legend(fig, extra)
+    d.figure = fig
+    d.caption = ("The continuation ratio (R_imitator(kT) − R_teacher(T)) / (R_teacher(kT) − R_teacher(T)): 1 means the "
+                 "frozen imitator, acting alone from T, improved as much as the teacher continued from T; 0 means it "
+                 "stayed at the level it saw. Top: against the truncation point T, per rung, both imitators, solid "
+                 "= within (trained on whole histories), dashed = beyond (training histories cut at T too). Bottom: "
+                 "against each rung's complexity (" + ", ".join(COMPLEXITY_LABELS[c] for c in axes_keys) + ", from "
+                 "study.json) at the middle truncation point of each rung ("
+                 + "; ".join(f"{study.label(r)} T = {fmt_T(t)}" for r, t in chosen.items()) + "). " + SUMMARY_METHOD)
+    return d
+
+
+# ---- figure 5 -------------------------------------------------------------------------------
+
+Q3_WHO = ("mixture", "transformer", "teacher_fresh", "uniform")
+
+
+def fig_q3_new_task(study: Study) -> Drawn:
+    d = Drawn("fig5_q3_new_task", "Q3: on a task it never saw, does it start badly and improve like a fresh teacher?")
+    rungs = _rungs_with(study, lambda k: k[2] == "Q3" and k[4] == "return")
+    if not rungs:
+        d.skipped = "the study has no Q3 return curves (curves.csv, question Q3, curve return)"
+        return d
+    variants = [v for v in ("heldout", "transplant") if any(k[2] == "Q3" and k[3] == v for k in study.curves)]
+    variants += sorted({k[3] for k in study.curves if k[2] == "Q3"} - set(variants))
+    fig, axes = _figure(len(rungs), len(variants))
+    for i, rung in enumerate(rungs):
+        for j, variant in enumerate(variants):
+            ax = axes[i, j]
+            drew = False
+            for name in Q3_WHO:
+                c = study.curves.get((rung, name, "Q3", variant, "return", None))
+                if c:
+                    _plot_curve(ax, c, name)
+                    drew = True
+            if not drew:
+                _empty(ax, "no curves")
+            ax.set(title=f"{study.label(rung)} — {variant}", xlabel="episode on the new task", ylabel=RETURN_LABEL)
+            _absent_note(ax, study, rung, "Q3", variant, Q3_WHO, d.absent)
+    _legend(fig)
+    d.figure = fig
+    d.caption = ("Normalised return per episode on a task the imitator never saw — heldout: new tasks of the rung's "
+                 "family; transplant: a different task family — for each imitator, a fresh teacher learning the task "
+                 "from scratch, and uniform random actions. " + BAND_METHOD)
+    return d
+
+
+# ---- figure 6 -------------------------------------------------------------------------------
+
+def fig_mixture_beliefs(study: Study) -> Drawn:
+    d = Drawn("fig6_mixture_beliefs", "The mixture's beliefs about the teacher")
+    key = lambda r: (r, "mixture", "Q1", "now", "teacher_class_mass", None)  # noqa: E731
+    rungs = [r for r in study.rung_names if key(r) in study.curves]
+    if not rungs:
+        d.skipped = "the study has no teacher_class_mass curves (curves.csv, mixture, question Q1)"
+        return d
+    others = [r for r in study.rung_names if r not in rungs and study.not_done(r, "mixture", "Q1", "now")]
+    nrows, ncols = _grid_cols(len(rungs) + len(others))
+    fig, axes = _figure(nrows, ncols)
+    for ax, rung in zip(axes.flat, rungs + others):
+        ax.set(title=study.label(rung), xlabel="step of the teacher's history", ylabel="posterior mass", ylim=(-0.02, 1.02))
+        if rung in rungs:
+            _plot_curve(ax, study.curves[key(rung)], "mixture", label_="mixture: posterior mass of the teacher's class")
+        else:
+            c = study.not_done(rung, "mixture", "Q1", "now")
+            d.absent.append(f"{label('mixture')} on {study.label(rung)}, Q1 now: {c.status}" + (f" ({c.reason})" if c.reason else ""))
+            _empty(ax, f"{study.label(rung)}\nmixture: {c.status}" + (f"\n{c.reason}" if c.reason else ""))
+    _hide_unused(axes, len(rungs) + len(others))
+    _legend(fig)
+    d.figure = fig
+    d.caption = ("The mixture's posterior mass on the teacher's own program class (every enumerated program equivalent "
+                 "to the teacher's learning algorithm, prior weights added) after each step of the teacher's "
+                 "history; 1 means the mixture has identified how the teacher learns. " + BAND_METHOD)
+    return d
+
+
+# ---- figure 7 -------------------------------------------------------------------------------
+
+def fig_complexity_axis(study: Study) -> Drawn:
+    d = Drawn("fig7_complexity_axis", "The complexity axis")
+    rungs = study.rung_names
+    if not rungs:
+        d.skipped = "study.json lists no rungs"
+        return d
+    fig, axes = _figure(2, 2, height=2 * ROW_HEIGHT + 1.2)
+    pos = np.arange(len(rungs))
+    for ax, ckey in zip(axes.flat, COMPLEXITY_KEYS):
+        vals = [_complexity(study, r, ckey) for r in rungs]
+        have = [v for v in vals if v is not None]
+        log = ckey != "log2_hypotheses" and have and min(have) > 0 and max(have) / min(have) > 20
+        for p, v in zip(pos, vals):
+            if v is None:
+                ax.text(p, 0.02, "n/a", transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7,
+                        color="#444444")
+            else:
+                ax.bar(p, v, color="#666666", width=0.6, zorder=2)
+                ax.annotate(f"{v:,.0f}" if v >= 100 else f"{v:.3g}", (p, v), textcoords="offset points", xytext=(0, 2), ha="center", fontsize=6.5)
+        if log:
+            ax.set_yscale("log")
+        ax.set_xticks(pos, [study.label(r) for r in rungs], rotation=30, ha="right")
+        ax.set_title(COMPLEXITY_LABELS[ckey])
+        ax.grid(axis="x", visible=False)
+    d.figure = fig
+    d.caption = ("Each rung's four complexity coordinates, from study.json: log2 of the number of hypotheses the "
+                 "mixture enumerates under its budget, the number of state–action pairs |S|·|A|, the teacher's "
+                 "parameter count, and the teacher's steps to reach 90% of optimal return. n/a: not defined or not "
+                 "measured for that rung (drawn as text, not as a zero bar).")
+    return d
+
+
+FIGURES: tuple[Callable[[Study], Drawn], ...] = (
+    fig_teacher_learning, fig_q1_tracking, fig_q2_continuation_curves, fig_q2_headline, fig_q3_new_task,
+    fig_mixture_beliefs, fig_complexity_axis,
+)
+
+
+def draw_all(study: Study) -> list[Drawn]:
+    """Every figure in the paper's order (skipped ones included, with the reason)."""
+    with matplotlib.rc_context(STYLE):
+        return [f(study) for f in FIGURES]
+
+
+def save(drawn: Drawn, directory: Path, formats: tuple[str, ...]) -> list[Path]:
+    """Write a figure in each format with fixed metadata; returns the paths written."""
+    out = []
+    with matplotlib.rc_context(STYLE):
+        for fmt in formats:
+            p = directory / f"{drawn.stem}.{fmt}"
+            meta = PDF_METADATA if fmt == "pdf" else PNG_METADATA if fmt == "png" else None
+            drawn.figure.savefig(p, format=fmt, metadata=meta)
+            out.append(p)
+    return out
+
+
+__all__ = ["Drawn", "FIGURES", "draw_all", "save", "colour", "label", "seed_band", "pick_T", "in_order", "fmt_T", "COLOURS", "IMITATORS"]
