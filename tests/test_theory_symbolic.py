@@ -70,7 +70,8 @@ def test_at_the_mixtures_smoothing_the_floor_and_break_even_are_what_the_series_
 def test_bound_with_the_smoothed_loss_is_tighter_than_with_the_raw_loss():
     """For a deterministic program that is always right, bound (1) with its smoothed loss is at
     most bound (2) with raw loss 0, for every eps in (0, 1) and every A >= 1."""
-    gap = S.per_sequence_bound(False).subs(S.L, 0) - S.per_sequence_bound(True).subs(S.L, S.smoothed_deterministic_loss())
+    raw_right = S.per_sequence_bound(False).subs(S.L, 0)
+    gap = raw_right - S.per_sequence_bound(True).subs(S.L, S.smoothed_deterministic_loss())
     rng = np.random.default_rng(3)
     for _ in range(50):
         v = {"l": 7.0, "log2Z": -0.1, "n": int(rng.integers(1, 10**5)), "eps": float(rng.uniform(1e-6, 0.99)),

@@ -305,7 +305,8 @@ def td_transformer(n_td_steps, feature_dim, n_ctx) -> dict[str, Any]:
     dimension d; depth = number of TD steps to run."""
     width = 2 * feature_dim + 1
     return {"construction": "Wang et al. ICLR 2025 (L layers = L steps of batch TD(0))", "depth": n_td_steps,
-            "width": width, "n_ctx": n_ctx, "flops_per_token": linear_attention_flops_per_token(n_td_steps, width, n_ctx)}
+            "width": width, "n_ctx": n_ctx,
+            "flops_per_token": linear_attention_flops_per_token(n_td_steps, width, n_ctx)}
 
 
 def gd_transformer(n_gd_steps, input_dim, n_ctx) -> dict[str, Any]:
@@ -338,8 +339,10 @@ def simulation_cost(rung: dict[str, Any]) -> dict[str, Any]:
     the teacher makes while it learns); ``n_ctx`` (transitions the forward pass must read:
     the history it learns from); ``feature_dim`` (and optional ``feature_dim_low``) for the TD
     construction; ``teacher_flops_per_step``; optional ``teacher_params``, ``construction``
-    (``"td"`` or ``"gd"``) and ``encoder_flops`` (per-token observation encoding every simulation
-    pays, e.g. the CNN on a frame).
+    (``"td"`` or ``"gd"``), ``encoder_flops`` (per-token observation encoding every simulation
+    pays, e.g. the CNN on a frame) and ``imitator`` (the AD transformer's shape: ``n_layer``,
+    ``d_model``, ``n_ctx``, ``obs_encoder``), which adds its forward FLOPs per step and the OOMs
+    the constructions need beyond it (``ooms_vs_imitator_low/high``).
 
     Two estimates, both from the constructions:
 
@@ -366,13 +369,20 @@ def simulation_cost(rung: dict[str, Any]) -> dict[str, Any]:
     low = make(planning_depth(rung["horizon"]), rung.get("feature_dim_low", rung["feature_dim"]), n_ctx)
     teacher = rung["teacher_flops_per_step"]
     hi_f, lo_f = high["flops_per_token"] + enc, low["flops_per_token"] + enc
-    return {"name": rung["name"], "teacher_flops_per_step": float(teacher),
+    out = {"name": rung["name"], "teacher_flops_per_step": float(teacher),
             "sim_flops_per_step_low": float(lo_f), "sim_flops_per_step_high": float(hi_f),
             "depth_low": low["depth"], "depth_high": high["depth"], "width_low": low["width"],
             "width_high": high["width"], "n_ctx": n_ctx,
             "ooms_low": math.log10(lo_f / teacher), "ooms_high": math.log10(hi_f / teacher),
             "ooms_high_recompute": math.log10(hi_f * n_ctx / teacher),
             "construction": high["construction"]}
+    im = rung.get("imitator")
+    if im is not None:
+        f = ad_forward_flops_per_token(im["n_layer"], im["d_model"], im["n_ctx"], rung["n_actions"],
+                                       im.get("obs_encoder", "table"))
+        out.update({"imitator_flops_per_step": float(f), "ooms_vs_imitator_low": math.log10(lo_f / f),
+                    "ooms_vs_imitator_high": math.log10(hi_f / f)})
+    return out
 
 
 #: The "3-5 OOMs more compute" question, as a band on the OOM axis.
@@ -385,7 +395,8 @@ def _darkroom_rung(size, episodes_to_learn, episode_len=20, gamma=0.9):
     return {"name": f"Dark Room {size}x{size} (Q-learning)", "n_states": S, "n_actions": A,
             "horizon": min(episode_len, round(1 / (1 - gamma))), "teacher_updates": steps, "n_ctx": steps,
             "feature_dim": S * A, "teacher_params": S * A,
-            "teacher_flops_per_step": tabular_teacher_flops_per_step(A, "q_learning")}
+            "teacher_flops_per_step": tabular_teacher_flops_per_step(A, "q_learning"),
+            "imitator": {"n_layer": 4, "d_model": 64, "n_ctx": 200, "obs_encoder": "grid"}}
 
 
 def _atari_rung(total_steps=1_000_000, n_actions=4, learning_starts=80_000, train_every=4, gamma=0.99):
@@ -413,31 +424,60 @@ def default_rungs() -> list[dict[str, Any]]:
       episodes; features one-hot (s, a), d = |S||A|;
     * DQN on Atari, 10^6 steps (the ``paper`` preset: warm-up 80k, an update every 4 steps,
       batch 32), Breakout's 4 actions, gamma 0.99 (effective horizon 100).
+
+    ``imitator`` is the AD transformer's ``default`` preset shape for the env family (4 layers,
+    d 64; context 100 on the bandit, 200 on Dark Room); Atari has no AD preset, so none.
     """
     A = 5
     bandit = {"name": "bandit, 5 arms (eps-greedy)", "n_states": 1, "n_actions": A, "horizon": 1,
               "teacher_updates": 100, "n_ctx": 100, "feature_dim": A, "teacher_params": 2 * A,
-              "construction": "gd", "teacher_flops_per_step": tabular_teacher_flops_per_step(A, "bandit_mean")}
+              "construction": "gd", "teacher_flops_per_step": tabular_teacher_flops_per_step(A, "bandit_mean"),
+              "imitator": {"n_layer": 4, "d_model": 64, "n_ctx": 100, "obs_encoder": "table"}}
     return [bandit, _darkroom_rung(5, 50), _darkroom_rung(9, 200), _atari_rung()]
 
 
 def oom_table(rungs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Rows for the "how many OOMs" figure: per rung the teacher's FLOPs per step, the simulation's
     (low and high), the ratio in OOMs, and where it sits against the 3-5-OOM question
-    (``question_band``, ``verdict``: "below", "overlaps" or "beyond" the band)."""
-    lo_q, hi_q = OOM_QUESTION
+    (``question_band``, ``verdict``: "below", "overlaps" or "beyond" the band) -- and, where the
+    rung names an imitator, the same against the imitator's forward pass (``verdict_vs_imitator``):
+    "3-5 OOMs more compute" read as more than the AD transformer spends per step today."""
     rows = []
     for r in default_rungs() if rungs is None else rungs:
         row = simulation_cost(r)
-        if row["ooms_high"] < lo_q:
-            verdict = "below"
-        elif row["ooms_low"] > hi_q:
-            verdict = "beyond"
-        else:
-            verdict = "overlaps"
-        row.update({"question_band": OOM_QUESTION, "verdict": verdict, "teacher_params": r.get("teacher_params")})
+        row.update({"question_band": OOM_QUESTION, "verdict": _verdict(row["ooms_low"], row["ooms_high"]),
+                    "teacher_params": r.get("teacher_params")})
+        if "imitator_flops_per_step" in row:
+            row["verdict_vs_imitator"] = _verdict(row["ooms_vs_imitator_low"], row["ooms_vs_imitator_high"])
         rows.append(row)
     return rows
+
+
+def format_oom_table(rows: list[dict[str, Any]]) -> str:
+    """The OOM table as fixed-width text (one line per rung) for notes and logs."""
+    head = (f"{'rung':<40} {'teacher':>9} {'sim low':>9} {'sim high':>9} {'OOM low':>7} {'OOM high':>8} "
+            f"{'recomp':>6} {'verdict':>8} | {'AD fwd':>8} {'OOM low':>7} {'OOM high':>8} {'verdict':>8}")
+    lines = [head]
+    for r in rows:
+        line = (f"{r['name']:<40} {r['teacher_flops_per_step']:>9.3g} {r['sim_flops_per_step_low']:>9.3g} "
+                f"{r['sim_flops_per_step_high']:>9.3g} {r['ooms_low']:>7.2f} {r['ooms_high']:>8.2f} "
+                f"{r['ooms_high_recompute']:>6.1f} {r['verdict']:>8} |")
+        if "imitator_flops_per_step" in r:
+            line += (f" {r['imitator_flops_per_step']:>8.3g} {r['ooms_vs_imitator_low']:>7.2f} "
+                     f"{r['ooms_vs_imitator_high']:>8.2f} {r['verdict_vs_imitator']:>8}")
+        else:
+            line += f" {'-':>8} {'-':>7} {'-':>8} {'-':>8}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _verdict(ooms_low, ooms_high) -> str:
+    lo_q, hi_q = OOM_QUESTION
+    if ooms_high < lo_q:
+        return "below"
+    if ooms_low > hi_q:
+        return "beyond"
+    return "overlaps"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,5 +514,5 @@ __all__ = [
     "transformer_forward_flops_per_token", "transformer_train_flops_per_token", "ad_encoder_layers",
     "ad_transformer_params", "ad_forward_flops_per_token", "ad_train_flops_per_token",
     "linear_attention_flops_per_token", "td_transformer", "gd_transformer", "planning_depth", "simulation_cost",
-    "OOM_QUESTION", "default_rungs", "oom_table", "expressions",
+    "OOM_QUESTION", "default_rungs", "oom_table", "format_oom_table", "expressions",
 ]
