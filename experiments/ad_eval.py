@@ -54,7 +54,7 @@ def t_interval(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_run(path: str | Path) -> tuple[Any, dict[str, Any]]:
-    from learners.transformer.train import model_from_checkpoint
+    from learners.transformer.checkpoint import model_from_checkpoint
 
     p = Path(path)
     cfgp = p / "config.json"

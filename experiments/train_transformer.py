@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     from learners.transformer.corpus import DataSpec, build_corpus
     from learners.transformer.data import DataError
     from learners.transformer.model import ModelConfig
-    from learners.transformer.train import CheckpointError, TrainConfig, init_distributed, train
+    from learners.errors import CheckpointError
+    from learners.transformer.distributed import init_distributed
+    from learners.transformer.train import TrainConfig, train
 
     dist = init_distributed(args.device)
     device = args.device

@@ -16,12 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from learners.errors import CheckpointError
+
 _STATE = "state.json"
 _FORMAT = "hypospace.checkpoint/1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint directory that is missing, incomplete or inconsistent."""
 
 
 def _is_tensor(x: Any) -> bool:
@@ -138,3 +136,6 @@ def load_state(directory: str | os.PathLike, *, mmap: bool = False) -> Any:
         return x
 
     return dec(meta["tree"])
+
+
+__all__ = ["save_state", "load_state", "CheckpointError"]

@@ -7,7 +7,8 @@ import torch
 
 from learners.history import LearningHistory
 from learners.protocols import Transition
-from learners.transformer.agent import HistoryFitError, TransformerImitator, slide_cut
+from learners.errors import HistoryFitError
+from learners.transformer.agent import TransformerImitator, slide_cut
 from learners.transformer.data import DataError, PackedStore, WindowSampler, pack_histories
 from learners.transformer.model import ADTransformer, KVCache, ModelConfig, Tokens
 

@@ -16,8 +16,10 @@ from learners.transformer.corpus import DataSpec, build_corpus
 from learners.transformer.data import DataError
 from learners.transformer.model import ModelConfig
 from learners.transformer.presets import env_model_fields, preset
-from learners.transformer.train import (CheckpointError, TrainConfig, latest_checkpoint, load_model_weights,
-                                        model_from_checkpoint, train)
+from learners.errors import CheckpointError
+from learners.logger import read_metrics
+from learners.transformer.checkpoint import latest_checkpoint, load_model_weights, model_from_checkpoint
+from learners.transformer.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,9 +65,12 @@ def test_kill_and_resume_gives_the_same_weights(smoke, tmp_path):
     assert resumed.step == 14
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "killed")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    # The resumed run's log is the unkilled run's log.
-    rows = lambda p: [(r.split(",")[0], r.split(",")[2]) for r in (p / "log.csv").read_text().splitlines()]  # noqa: E731
-    assert rows(tmp_path / "full") == rows(tmp_path / "killed")
+    # The resumed run's log is the unkilled run's log (but for its timings).
+    a, b = read_metrics(tmp_path / "full" / "log.csv"), read_metrics(tmp_path / "killed" / "log.csv")
+    for name in ("losses/loss", "losses/kl_bits", "losses/val_kl_bits", "charts/tokens"):
+        assert np.array_equal(a[name][0], b[name][0]) and np.array_equal(a[name][1], b[name][1]), name
+    steps = list(b["losses/loss"][0])
+    assert steps == sorted(set(steps))  # the rows the killed run wrote past its checkpoint were dropped
 
 
 def test_bad_checkpoints_are_refused_clearly(smoke, tmp_path):
@@ -173,9 +178,10 @@ def test_ddp_two_processes_match_one_process(cache, tmp_path):
     two = _cli("torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(29500 + os.getpid() % 1000),
                "-m", "experiments.train_transformer", *common, "--out", str(tmp_path / "two"))
     assert two.returncode == 0, two.stderr
-    load = lambda p: np.array([[float(x) for x in r.split(",")[:4]] for r in (p / "log.csv").read_text().splitlines()[1:]])  # noqa: E731
+    names = ("charts/learning_rate", "losses/loss", "losses/kl_bits")
+    load = lambda p: np.array([read_metrics(p / "log.csv")[n][1] for n in names])  # noqa: E731
     a, b = load(tmp_path / "one"), load(tmp_path / "two")
-    assert a.shape == b.shape == (12, 4)
+    assert a.shape == b.shape == (3, 12)
     assert np.allclose(a, b, rtol=1e-5, atol=1e-7)
     wa, wb = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)

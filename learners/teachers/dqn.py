@@ -47,6 +47,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from learners.logger import MetricsLogger
 from learners.protocols import Transition
 from learners.teachers.base import TeacherBase, opt, register_teacher
 from learners.teachers.replay import FrameReplay
@@ -494,47 +495,18 @@ class DQN(TeacherBase):
             raise ValueError(f"dqn: replay holds {self.replay.t} steps but the counters say {self.t}")
 
 
-class DQNLog:
-    """Training curves of a DQN teacher as a CSV (``step,name,value,wall_time``) and, when the
-    ``tensorboard`` package is installed, TensorBoard scalars -- CleanRL's metric names:
-    ``charts/episodic_return`` (full game score), ``charts/episodic_length``, ``charts/epsilon``,
-    ``charts/SPS``, ``losses/td_loss``, ``losses/q_values`` (mean Q of the batch).
+class DQNLog(MetricsLogger):
+    """Training curves of a DQN teacher (``learners.logger``'s CSV, TensorBoard when installed)
+    under CleanRL's metric names: ``charts/episodic_return`` (full game score),
+    ``charts/episodic_length``, ``charts/epsilon``, ``charts/SPS``, ``losses/td_loss``,
+    ``losses/q_values`` (mean Q of the batch).
 
     ``DQNLog(path, resume_step=t)`` continues a log after a resume, dropping rows past ``t``."""
 
     def __init__(self, csv_path: Any, *, every: int = 100, tensorboard_dir: Any = None, resume_step: int | None = None):
-        import csv
-        from pathlib import Path
-
-        self.path = Path(csv_path)
+        super().__init__(csv_path, tensorboard_dir=tensorboard_dir, resume_step=resume_step)
         self.every = int(every)
-        if resume_step is not None and self.path.exists():
-            with open(self.path, newline="") as f:
-                rows = [r for r in csv.reader(f)]
-            keep = [rows[0]] + [r for r in rows[1:] if len(r) == 4 and int(r[0]) <= resume_step] if rows else []
-            with open(self.path, "w", newline="") as f:
-                csv.writer(f).writerows(keep)
-            self._f = open(self.path, "a", newline="", buffering=1)
-        else:
-            # Line-buffered: every row before a checkpoint is on disk if the run is killed.
-            self._f = open(self.path, "w", newline="", buffering=1)
-            self._f.write("step,name,value,wall_time\n")
-        self._w = csv.writer(self._f)
-        self._tb = None
-        if tensorboard_dir is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._tb = SummaryWriter(str(tensorboard_dir))
-            except Exception:  # tensorboard not installed: CSV only
-                self._tb = None
         self._t0, self._s0 = time.time(), None
-
-    def scalar(self, step: int, name: str, value: float) -> None:
-        now = time.time()
-        self._w.writerow([int(step), name, repr(float(value)), f"{now:.3f}"])
-        if self._tb is not None:
-            self._tb.add_scalar(name, float(value), int(step))
 
     def episode(self, step: int, ret: float, length: int, epsilon: float) -> None:
         self.scalar(step, "charts/episodic_return", ret)
@@ -548,11 +520,6 @@ class DQNLog:
         if self._s0 is not None and now > self._t0:
             self.scalar(step, "charts/SPS", (step - self._s0) / (now - self._t0))
         self._t0, self._s0 = now, step
-
-    def close(self) -> None:
-        self._f.close()
-        if self._tb is not None:
-            self._tb.close()
 
 
 __all__ = ["DQN", "DQNConfig", "DQNLog", "PRESETS"]

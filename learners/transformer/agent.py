@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from learners.errors import HistoryFitError
 from learners.history import LearningHistory
 from learners.protocols import SampledAgent, Transition
 from learners.transformer.data import episode_first
@@ -46,10 +47,6 @@ def slide_cut(first: np.ndarray, slide_tokens: int) -> int:
         return n
     starts = np.flatnonzero(first[n - keep_max :])
     return n - keep_max + int(starts[0]) if len(starts) else n - keep_max
-
-
-class HistoryFitError(ValueError):
-    """A history (or observation) that does not fit the model: wrong action space or observations."""
 
 
 class TransformerImitator(SampledAgent):
@@ -77,7 +74,7 @@ class TransformerImitator(SampledAgent):
     @classmethod
     def load(cls, directory: str, **kw: Any) -> "TransformerImitator":
         """From a training run's ``model/`` directory or any checkpoint directory."""
-        from learners.transformer.train import model_from_checkpoint
+        from learners.transformer.checkpoint import model_from_checkpoint
 
         model, _ = model_from_checkpoint(directory, device=str(kw.get("device", "cpu")))
         return cls(model, **kw)

@@ -1,9 +1,10 @@
 """The training loop (one loop, no model code — nanoGPT's ``train.py`` in spirit).
 
 AdamW with warmup + cosine decay, gradient clipping, next-action loss at every token (KL to
-``teacher_probs`` by default, or cross-entropy on the teacher's actions), CSV logs (TensorBoard
-when installed), checkpoints that hold the whole state, and data parallelism through
-``torch.distributed`` (``torchrun --nproc-per-node N``: gloo on CPU, NCCL on GPU).
+``teacher_probs`` by default, or cross-entropy on the teacher's actions), a CSV log of scalars
+(``learners.logger``; TensorBoard when installed), checkpoints that hold the whole state
+(``learners.transformer.checkpoint``), and data parallelism through ``torch.distributed``
+(``learners.transformer.distributed``).
 
 Reproducibility, by construction:
 
@@ -16,21 +17,12 @@ Reproducibility, by construction:
   all micro-batches (each weighted by its share of the global batch's tokens);
 * a checkpoint holds model, optimizer, step (which fixes schedule and sampler) and every RNG
   state, so ``--resume`` after a kill continues exactly: same final weights as an unkilled run.
-
-Checkpoints are directories ``checkpoints/step_XXXXXXXX/`` with ``model.safetensors``,
-``train_state.pt`` (read back with ``torch.load(weights_only=True)``) and ``meta.json`` (configs
-and the sha256 of both files), written under a temporary name and renamed when complete.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
 import os
-import random
-import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,17 +31,18 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
-from learners.files import sha256_file
+from learners.errors import CheckpointError
+from learners.logger import MetricsLogger
+from learners.transformer.checkpoint import (config_diff, export_model, latest_checkpoint, load_model_weights,
+                                             load_train_state, prune_checkpoints, read_meta, save_checkpoint,
+                                             set_rng_state, step_dir, verify_weights)
 from learners.transformer.data import Batch, DataError, PackedStore, WindowSampler
+from learners.transformer.distributed import Dist, barrier, no_sync_unless, sum_over_processes, wrap_model
 from learners.transformer.model import ADTransformer, ModelConfig, param_groups
 
 LOSSES = ("kl", "ce")
-CKPT_FORMAT = "hypospace.transformer.checkpoint/1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is corrupt, incomplete, or made for another model/run config."""
 
 
 @dataclass
@@ -115,171 +108,6 @@ def token_loss(logits: torch.Tensor, batch: Batch, kind: str) -> tuple[torch.Ten
 
 
 # ---------------------------------------------------------------------------------------------
-# Distributed helpers
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: str) -> Dist:
-    """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    import torch.distributed as dist
-
-    backend = "nccl" if device.startswith("cuda") else "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
-    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def _barrier(d: Dist) -> None:
-    if d.world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-# ---------------------------------------------------------------------------------------------
-# Checkpoints
-# ---------------------------------------------------------------------------------------------
-def _np_to_torch(x: Any) -> Any:
-    """numpy arrays inside an RNG state -> tensors (weights_only loads tensors, not numpy objects)."""
-    if isinstance(x, dict):
-        return {k: _np_to_torch(v) for k, v in x.items()}
-    if isinstance(x, np.ndarray):
-        return {"__ndarray__": torch.from_numpy(x.astype(np.int64)), "dtype": x.dtype.str}
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
-
-
-def _torch_to_np(x: Any) -> Any:
-    if isinstance(x, dict):
-        if "__ndarray__" in x:
-            return x["__ndarray__"].numpy().astype(np.dtype(x["dtype"]))
-        return {k: _torch_to_np(v) for k, v in x.items()}
-    return x
-
-
-def _rng_state() -> dict[str, Any]:
-    st = {"torch": torch.get_rng_state(), "numpy": _np_to_torch(np.random.get_state(legacy=False)),
-          "python": random.getstate()}
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def _set_rng_state(st: dict[str, Any]) -> None:
-    torch.set_rng_state(st["torch"])
-    np.random.set_state(_torch_to_np(st["numpy"]))
-    random.setstate(st["python"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
-
-
-def save_checkpoint(directory: Path, *, model: ADTransformer, optimizer: torch.optim.Optimizer, step: int,
-                    configs: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
-    """Write a checkpoint directory atomically (``<dir>.partial`` renamed when complete)."""
-    from safetensors.torch import save_file
-
-    part = directory.with_name(directory.name + ".partial")
-    if part.exists():
-        shutil.rmtree(part)
-    part.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(part / "model.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "step": int(step), "rng": _rng_state(), **(extra or {})},
-               part / "train_state.pt")
-    meta = {"format": CKPT_FORMAT, "step": int(step), **configs,
-            "sha256": {f: sha256_file(part / f) for f in ("model.safetensors", "train_state.pt")}}
-    (part / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
-    if directory.exists():
-        shutil.rmtree(directory)
-    os.rename(part, directory)
-    return directory
-
-
-def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
-    d = Path(directory)
-    mp = d / "meta.json"
-    if not mp.exists():
-        raise CheckpointError(f"{d}: not a checkpoint (meta.json missing)")
-    try:
-        meta = json.loads(mp.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{mp}: corrupt ({e})") from None
-    if meta.get("format") != CKPT_FORMAT:
-        raise CheckpointError(f"{mp}: format {meta.get('format')!r}, expected {CKPT_FORMAT!r}")
-    return meta
-
-
-def verify_files(d: Path, meta: dict[str, Any], files: tuple[str, ...]) -> None:
-    for f in files:
-        p = d / f
-        if not p.exists():
-            raise CheckpointError(f"{p}: missing")
-        want = meta.get("sha256", {}).get(f)
-        if want is None or sha256_file(p) != want:
-            raise CheckpointError(f"{p}: corrupt (sha256 does not match meta.json)")
-
-
-def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    keys = sorted(set(a) | set(b))
-    return [f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in keys if json.dumps(a.get(k), sort_keys=True) != json.dumps(b.get(k), sort_keys=True)]
-
-
-def load_model_weights(model: ADTransformer, directory: str | os.PathLike) -> dict[str, Any]:
-    """Load ``model.safetensors`` of a checkpoint (or final model dir) into ``model``.
-
-    Refuses a corrupt file and a checkpoint of another model config, naming the fields."""
-    from safetensors.torch import load_file
-
-    d = Path(directory)
-    meta = read_meta(d)
-    verify_files(d, meta, ("model.safetensors",))
-    diff = config_diff(meta.get("model", {}), model.cfg.to_dict())
-    if diff:
-        raise CheckpointError(f"{d}: made for another model config ({'; '.join(diff)})")
-    try:
-        sd = load_file(str(d / "model.safetensors"))
-    except Exception as e:  # safetensors raises its own error types
-        raise CheckpointError(f"{d / 'model.safetensors'}: unreadable ({e})") from None
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{d}: weights do not fit the model (missing {missing}, unexpected {unexpected})")
-    return meta
-
-
-def model_from_checkpoint(directory: str | os.PathLike, device: str = "cpu") -> tuple[ADTransformer, dict[str, Any]]:
-    """Build the model a checkpoint (or final model dir) describes and load its weights."""
-    meta = read_meta(directory)
-    try:
-        cfg = ModelConfig.from_dict(meta["model"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{directory}: bad model config in meta.json ({e})") from None
-    model = ADTransformer(cfg)
-    load_model_weights(model, directory)
-    return model.to(device).eval(), meta
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    root = run_dir / "checkpoints"
-    if not root.exists():
-        return None
-    done = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_") and not p.name.endswith(".partial")
-                  and (p / "meta.json").exists())
-    return done[-1] if done else None
-
-
-# ---------------------------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------------------------
 @dataclass
@@ -327,33 +155,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, store: PackedStore, run_dir:
     start = 0
     logacc = None
     if resume:
-        ck = latest_checkpoint(run_dir)
-        if ck is None:
-            raise CheckpointError(f"{run_dir}: nothing to resume (no complete checkpoint under checkpoints/)")
-        meta = read_meta(ck)
-        verify_files(ck, meta, ("model.safetensors", "train_state.pt"))
-        for part in ("model", "data"):
-            diff = config_diff(meta.get(part, {}), configs[part])
-            if diff:
-                raise CheckpointError(f"{ck}: made with another {part} config ({'; '.join(diff)})")
-        tdiff = [x for x in config_diff(meta.get("train", {}), configs["train"]) if x.split(":")[0] not in _RESUMABLE_DIFFS]
-        if tdiff:
-            raise CheckpointError(f"{ck}: made with another train config ({'; '.join(tdiff)})")
-        load_model_weights(model, ck)
-        try:
-            st = torch.load(ck / "train_state.pt", weights_only=True, map_location=device)
-        except Exception as e:
-            raise CheckpointError(f"{ck / 'train_state.pt'}: unreadable ({e})") from None
-        opt.load_state_dict(st["optimizer"])
-        start = int(st["step"])
-        _set_rng_state(st["rng"])
-        logacc = st.get("log_accumulators", None)
-
-    ddp_model: torch.nn.Module = model
-    if d.world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ddp_model = DDP(model, device_ids=[d.local_rank] if device.startswith("cuda") else None, broadcast_buffers=False)
+        start, logacc = _resume(run_dir, model, opt, configs)
+    ddp_model = wrap_model(model, d, device)
 
     sampler = WindowSampler(store, context=model_cfg.context, subsample=cfg.subsample, seed=cfg.seed,
                             frame_stack=model_cfg.frame_stack if model_cfg.obs_encoder == "pixels" else 1)
@@ -362,36 +165,17 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, store: PackedStore, run_dir:
         val_sampler = WindowSampler(val_store, context=model_cfg.context, subsample=[1], seed=cfg.seed + 1,
                                     frame_stack=sampler.frame_stack)
 
-    log_path = run_dir / "log.csv"
     log_rows: list[dict[str, Any]] = []
-    fields = ["step", "lr", "loss", "kl_bits", "val_kl_bits", "grad_norm", "tokens", "tokens_per_s", "elapsed_s"]
-    writer = tb = None
+    logger = None
     if d.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        old: list[dict[str, str]] = []
-        if resume and log_path.exists():
-            with open(log_path) as f:
-                old = [r for r in csv.DictReader(f) if int(r["step"]) <= start]
-        lf = open(log_path, "w", newline="")
-        writer = csv.DictWriter(lf, fieldnames=fields)
-        writer.writeheader()
-        for r in old:
-            writer.writerow(r)
-        lf.flush()
-        try:
-            from torch.utils.tensorboard import SummaryWriter  # optional
-
-            tb = SummaryWriter(str(run_dir / "tb"), purge_step=start)
-        except Exception:
-            tb = None
+        logger = MetricsLogger(run_dir / "log.csv", tensorboard_dir=run_dir / "tb", resume_step=start if resume else None)
 
     per_rank = cfg.micro_batches // d.world
     micro_rows = cfg.batch_size // cfg.micro_batches
     model.train()
     bar = None
     if progress and d.main:
-        from tqdm import tqdm
-
         bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="upd", dynamic_ncols=True, mininterval=1.0)
     t0 = time.perf_counter()
     # Running sums of the current log row (checkpointed, so a resumed log equals an unkilled one).
@@ -414,8 +198,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, store: PackedStore, run_dir:
                 rows = slice(micro * micro_rows, (micro + 1) * micro_rows)
                 batch = sampler.batch(step, cfg.batch_size, rows).to(device)
                 torch.manual_seed(_micro_seed(cfg.seed, step, micro))
-                ctx = ddp_model.no_sync() if (d.world > 1 and m < per_rank - 1) else _null()
-                with ctx:
+                with no_sync_unless(ddp_model, d, sync=m == per_rank - 1):
                     logits = ddp_model(batch.tokens)
                     tl, kl = token_loss(logits, batch, cfg.loss)
                     msk = batch.mask.float()
@@ -424,12 +207,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, store: PackedStore, run_dir:
                     (loss * d.world).backward()
                 loss_sum += float(loss.detach())
                 kl_sum += float((kl * msk).sum()) / n_tok
-            if d.world > 1:
-                import torch.distributed as dist
-
-                t = torch.tensor([loss_sum, kl_sum], dtype=torch.float64)
-                dist.all_reduce(t)
-                loss_sum, kl_sum = float(t[0]), float(t[1])
+            loss_sum, kl_sum = sum_over_processes(d, loss_sum, kl_sum)
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
             opt.step()
             step += 1
@@ -445,18 +223,10 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, store: PackedStore, run_dir:
             if d.main and (step % cfg.log_every == 0 or step == cfg.steps or val is not None):
                 el = time.perf_counter() - t0
                 row = {"step": step, "lr": lr, "loss": acc_loss / acc_n, "kl_bits": acc_kl / acc_n / math.log(2),
-                       "val_kl_bits": "" if val is None else val, "grad_norm": float(gnorm),
+                       "val_kl_bits": val, "grad_norm": float(gnorm),
                        "tokens": tokens_seen, "tokens_per_s": tokens_here / max(el, 1e-9), "elapsed_s": el}
                 log_rows.append(row)
-                writer.writerow(row)
-                lf.flush()
-                if tb is not None:
-                    tb.add_scalar("losses/loss", row["loss"], step)
-                    tb.add_scalar("losses/kl_bits", row["kl_bits"], step)
-                    if val is not None:
-                        tb.add_scalar("losses/val_kl_bits", val, step)
-                    tb.add_scalar("charts/learning_rate", lr, step)
-                    tb.add_scalar("charts/tokens_per_s", row["tokens_per_s"], step)
+                logger.scalars(step, {LOG_NAMES[k]: v for k, v in row.items() if k != "step"})
                 acc_loss = acc_kl = 0.0
                 acc_n = 0
                 if bar is not None:
@@ -467,31 +237,49 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, store: PackedStore, run_dir:
                 return RunResult(model, step, log_rows, run_dir)  # simulated kill: no final checkpoint
             if (step % cfg.checkpoint_every == 0 or step == cfg.steps):
                 if d.main:
-                    ck = save_checkpoint(run_dir / "checkpoints" / f"step_{step:08d}", model=model, optimizer=opt,
-                                         step=step, configs=configs,
+                    ck = save_checkpoint(step_dir(run_dir, step), model=model, optimizer=opt, step=step, configs=configs,
                                          extra={"log_accumulators": {"tokens": tokens_seen, "loss": acc_loss,
                                                                      "kl": acc_kl, "n": acc_n}})
-                    _prune(run_dir / "checkpoints", cfg.keep_checkpoints, keep=ck)
-                _barrier(d)
+                    prune_checkpoints(run_dir, cfg.keep_checkpoints, keep=ck)
+                barrier(d)
     finally:
         if bar is not None:
             bar.close()
-        if writer is not None:
-            lf.close()
-        if tb is not None:
-            tb.close()
+        if logger is not None:
+            logger.close()
     if d.main:
         export_model(model, run_dir / "model", configs)
-    _barrier(d)
+    barrier(d)
     return RunResult(model, step, log_rows, run_dir)
 
 
-class _null:
-    def __enter__(self) -> None:
-        return None
+#: Log names (CleanRL's ``losses/`` and ``charts/``) of the fields of a log row.
+LOG_NAMES = {"lr": "charts/learning_rate", "loss": "losses/loss", "kl_bits": "losses/kl_bits",
+             "val_kl_bits": "losses/val_kl_bits", "grad_norm": "losses/grad_norm", "tokens": "charts/tokens",
+             "tokens_per_s": "charts/tokens_per_s", "elapsed_s": "charts/elapsed_s"}
 
-    def __exit__(self, *a: Any) -> None:
-        return None
+
+def _resume(run_dir: Path, model: ADTransformer, opt: torch.optim.Optimizer,
+            configs: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
+    """Load the latest checkpoint into ``model`` and ``opt`` and restore the RNG streams; the
+    step to continue from and the log accumulators. Refuses a checkpoint of another config."""
+    ck = latest_checkpoint(run_dir)
+    if ck is None:
+        raise CheckpointError(f"{run_dir}: nothing to resume (no complete checkpoint under checkpoints/)")
+    meta = read_meta(ck)
+    verify_weights(ck, meta)
+    for part in ("model", "data"):
+        diff = config_diff(meta.get(part, {}), configs[part])
+        if diff:
+            raise CheckpointError(f"{ck}: made with another {part} config ({'; '.join(diff)})")
+    tdiff = [x for x in config_diff(meta.get("train", {}), configs["train"]) if x.split(":")[0] not in _RESUMABLE_DIFFS]
+    if tdiff:
+        raise CheckpointError(f"{ck}: made with another train config ({'; '.join(tdiff)})")
+    load_model_weights(model, ck)
+    st = load_train_state(ck)
+    opt.load_state_dict(st["optimizer"])
+    set_rng_state(st["rng"])
+    return int(st["step"]), st.get("log_accumulators")
 
 
 @torch.no_grad()
@@ -511,29 +299,4 @@ def evaluate_loss(model: ADTransformer, sampler: WindowSampler, cfg: TrainConfig
     return tot / max(n, 1.0) / math.log(2)
 
 
-def _prune(root: Path, keep_n: int, keep: Path) -> None:
-    done = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_") and not p.name.endswith(".partial"))
-    for p in done[: max(0, len(done) - max(1, keep_n))]:
-        if p != keep:
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def export_model(model: ADTransformer, directory: Path, configs: dict[str, Any]) -> Path:
-    """The final model for acting: ``model.safetensors`` + ``meta.json`` (no optimizer)."""
-    from safetensors.torch import save_file
-
-    part = directory.with_name(directory.name + ".partial")
-    if part.exists():
-        shutil.rmtree(part)
-    part.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(part / "model.safetensors"))
-    meta = {"format": CKPT_FORMAT, "step": None, **configs, "sha256": {"model.safetensors": sha256_file(part / "model.safetensors")}}
-    (part / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
-    if directory.exists():
-        shutil.rmtree(directory)
-    os.rename(part, directory)
-    return directory
-
-
-__all__ = ["TrainConfig", "train", "lr_at", "token_loss", "save_checkpoint", "load_model_weights", "model_from_checkpoint",
-           "latest_checkpoint", "CheckpointError", "Dist", "init_distributed", "check_store_fits", "export_model"]
+__all__ = ["TrainConfig", "train", "lr_at", "token_loss", "evaluate_loss", "check_store_fits", "RunResult", "LOG_NAMES"]
