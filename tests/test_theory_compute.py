@@ -212,3 +212,22 @@ def test_oom_table_against_the_imitators_forward_pass():
             row["ooms_high"] - row["ooms_low"])
     text = C.format_oom_table(rows)
     assert len(text.splitlines()) == len(rows) + 1 and all(r["verdict"] in text for r in rows)
+
+
+def test_one_softmax_attention_layer_computes_the_bandit_teachers_arm_means():
+    """What the bandit's low estimate (depth 1) rests on: a softmax head whose keys are the pulled
+    arms (one-hot) and values the rewards returns, for a query arm, the sample mean of that arm's
+    rewards -- the eps-greedy teacher's whole state -- in one layer."""
+    rng = np.random.default_rng(4)
+    A, n, beta = 5, 100, 60.0
+    arms = rng.integers(A, size=n)
+    arms[:A] = np.arange(A)  # every arm pulled at least once
+    rewards = (rng.random(n) < rng.random(A)[arms]).astype(float)
+    keys = np.eye(A)[arms]
+    for a in range(A):
+        logits = beta * keys @ np.eye(A)[a]
+        w = np.exp(logits - logits.max())
+        head = (w / w.sum()) @ rewards
+        assert head == pytest.approx(rewards[arms == a].mean(), abs=1e-9)
+    rung = C.default_rungs()[0]
+    assert C.simulation_cost(rung)["depth_low"] == 1 and rung["feature_dim"] == A

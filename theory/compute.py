@@ -370,12 +370,12 @@ def simulation_cost(rung: dict[str, Any]) -> dict[str, Any]:
     teacher = rung["teacher_flops_per_step"]
     hi_f, lo_f = high["flops_per_token"] + enc, low["flops_per_token"] + enc
     out = {"name": rung["name"], "teacher_flops_per_step": float(teacher),
-            "sim_flops_per_step_low": float(lo_f), "sim_flops_per_step_high": float(hi_f),
-            "depth_low": low["depth"], "depth_high": high["depth"], "width_low": low["width"],
-            "width_high": high["width"], "n_ctx": n_ctx,
-            "ooms_low": math.log10(lo_f / teacher), "ooms_high": math.log10(hi_f / teacher),
-            "ooms_high_recompute": math.log10(hi_f * n_ctx / teacher),
-            "construction": high["construction"]}
+           "sim_flops_per_step_low": float(lo_f), "sim_flops_per_step_high": float(hi_f),
+           "depth_low": low["depth"], "depth_high": high["depth"], "width_low": low["width"],
+           "width_high": high["width"], "n_ctx": n_ctx,
+           "ooms_low": math.log10(lo_f / teacher), "ooms_high": math.log10(hi_f / teacher),
+           "ooms_high_recompute": math.log10(hi_f * n_ctx / teacher),
+           "construction": high["construction"]}
     im = rung.get("imitator")
     if im is not None:
         f = ad_forward_flops_per_token(im["n_layer"], im["d_model"], im["n_ctx"], rung["n_actions"],
@@ -402,14 +402,13 @@ def _darkroom_rung(size, episodes_to_learn, episode_len=20, gamma=0.9):
 def _atari_rung(total_steps=1_000_000, n_actions=4, learning_starts=80_000, train_every=4, gamma=0.99):
     layers = nature_cnn_layers(n_actions)
     cost = dqn_flops_per_step(layers, 32, train_every)
-    trunk = nature_cnn_layers(n_actions, head=False)
     return {"name": f"DQN on Atari ({total_steps:.0e} steps, Nature CNN)", "n_states": None, "n_actions": n_actions,
             "horizon": round(1 / (1 - gamma)), "teacher_updates": (total_steps - learning_starts) // train_every,
             "n_ctx": total_steps,
             # high: DQN linearised around its weights (its tangent features, one per parameter);
             # low: linear TD on its 512 penultimate features, the learned representation given free.
             "feature_dim": n_params(layers), "feature_dim_low": 512, "teacher_params": n_params(layers),
-            "encoder_flops": forward_flops(trunk) + linear_flops(trunk[-1]["c_out"] * trunk[-1]["out_side"] ** 2, 512),
+            "encoder_flops": forward_flops(layers[:-1]),  # the conv trunk and fc 512: the features
             "teacher_flops_per_step": cost["per_step"]}
 
 
