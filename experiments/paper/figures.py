@@ -175,6 +175,15 @@ def _plot_curve(ax, by_seed, name: str, *, label_: str | None = None, **over) ->
         ax.fill_between(x, lo, hi, color=kw["color"], alpha=0.18, lw=0, zorder=1)
 
 
+def _curve(study: Study, rung: str, name: str, question: str, variant: str, curve: str, T: float | None = None):
+    """A curve's seeds; where T does not apply (T None) a curve recorded under a single T is taken too."""
+    c = study.curves.get((rung, name, question, variant, curve, T))
+    if c is None and T is None:
+        keys = [k for k in study.curves if k[:5] == (rung, name, question, variant, curve)]
+        c = study.curves[keys[0]] if len(keys) == 1 else None
+    return c
+
+
 def _absent_note(ax, study: Study, rung: str, question: str, variant: str, who, absent: list[str]) -> None:
     """Add to the panel's title which of ``who`` the study did not measure here (never drawn as
     zero), and collect them for the caption. Call after the title is set."""
@@ -214,6 +223,27 @@ def _legend(fig: Figure, extra: list[tuple[object, str]] = ()) -> None:
     labs = labs + [s for _, s in extra]
     if handles:
         fig.legend(handles, labs, loc="outside lower center", ncol=min(len(labs), 3), frameon=False)
+
+
+def _variants(keys, question: str, known: tuple[str, ...]) -> list[str]:
+    """The variants of a question present in ``keys`` (curve or summary keys): known ones first."""
+    have = {k[3] for k in keys if k[2] == question}
+    return [v for v in known if v in have] + sorted(have - set(known))
+
+
+def _return_panel(ax, study: Study, rung: str, question: str, variant: str, who, T, absent: list[str], *,
+                  title: str, xlabel: str) -> None:
+    """One panel of return curves: each of ``who`` the study has, then a note of those it did not measure."""
+    drew = False
+    for name in who:
+        c = _curve(study, rung, name, question, variant, "return", T)
+        if c:
+            _plot_curve(ax, c, name)
+            drew = True
+    if not drew:
+        _empty(ax, "no curves")
+    ax.set(title=title, xlabel=xlabel, ylabel=RETURN_LABEL)
+    _absent_note(ax, study, rung, question, variant, who, absent)
 
 
 def _rungs_with(study: Study, pred: Callable[[tuple], bool]) -> list[str]:
@@ -278,8 +308,8 @@ def fig_q1_tracking(study: Study) -> Drawn:
         _absent_note(ax, study, rung, "Q1", "now", who, d.absent)
         if bound_rungs:
             ax = axes[1, j]
-            loss = study.curves.get((rung, "mixture", "Q1", "now", "cum_log_loss_bits", None))
-            bound = study.curves.get((rung, "mixture", "Q1", "now", "bound_bits", None))
+            loss = _curve(study, rung, "mixture", "Q1", "now", "cum_log_loss_bits")
+            bound = _curve(study, rung, "mixture", "Q1", "now", "bound_bits")
             if loss:
                 _plot_curve(ax, loss, "mixture", label_="mixture's cumulative log-loss")
             if bound:
@@ -318,24 +348,15 @@ def fig_q2_continuation_curves(study: Study) -> Drawn:
     if not rungs:
         d.skipped = "the study has no Q2 continuation curves (curves.csv, question Q2, curve return, T set)"
         return d
-    variants = [v for v in ("within", "beyond") if any(k[2] == "Q2" and k[3] == v for k in study.curves)]
+    variants = _variants(study.curves, "Q2", ("within", "beyond"))
     fig, axes = _figure(len(rungs), len(variants))
     shown = []
     for i, rung in enumerate(rungs):
         T = pick_T(study, rung)
         shown.append(f"{study.label(rung)} T = {fmt_T(T)}")
         for j, variant in enumerate(variants):
-            ax = axes[i, j]
-            drew = False
-            for name in Q2_CURVE_WHO:
-                c = study.curves.get((rung, name, "Q2", variant, "return", T))
-                if c:
-                    _plot_curve(ax, c, name)
-                    drew = True
-            if not drew:
-                _empty(ax, "no curves")
-            ax.set(title=f"{study.label(rung)} — {variant}, T = {fmt_T(T)}", xlabel="episode", ylabel=RETURN_LABEL)
-            _absent_note(ax, study, rung, "Q2", variant, Q2_CURVE_WHO, d.absent)
+            _return_panel(axes[i, j], study, rung, "Q2", variant, Q2_CURVE_WHO, T, d.absent,
+                          title=f"{study.label(rung)} — {variant}, T = {fmt_T(T)}", xlabel="episode")
     _legend(fig)
     d.figure = fig
     d.caption = ("Normalised return per episode (counted from the start of the teacher's run) of each imitator acting "
@@ -361,8 +382,7 @@ def fig_q2_headline(study: Study) -> Drawn:
         d.skipped = "summary.csv has no Q2 continuation_ratio rows for the imitators"
         return d
     rungs = [r for r in study.rung_names if any(k[0] == r for k in rows)]
-    variants = [v for v in ("within", "beyond") if any(k[3] == v for k in rows)]
-    variants += sorted({k[3] for k in rows} - set(variants))
+    variants = _variants(rows, "Q2", ("within", "beyond"))
     axes_keys = [c for c in ("log2_hypotheses", "states_x_actions")
                  if any(_complexity(study, r, c) is not None for r in rungs)]
     fig = Figure(figsize=(WIDTH, 2 * ROW_HEIGHT + 0.6), layout="constrained")
@@ -456,22 +476,12 @@ def fig_q3_new_task(study: Study) -> Drawn:
     if not rungs:
         d.skipped = "the study has no Q3 return curves (curves.csv, question Q3, curve return)"
         return d
-    variants = [v for v in ("heldout", "transplant") if any(k[2] == "Q3" and k[3] == v for k in study.curves)]
-    variants += sorted({k[3] for k in study.curves if k[2] == "Q3"} - set(variants))
+    variants = _variants(study.curves, "Q3", ("heldout", "transplant"))
     fig, axes = _figure(len(rungs), len(variants))
     for i, rung in enumerate(rungs):
         for j, variant in enumerate(variants):
-            ax = axes[i, j]
-            drew = False
-            for name in Q3_WHO:
-                c = study.curves.get((rung, name, "Q3", variant, "return", None))
-                if c:
-                    _plot_curve(ax, c, name)
-                    drew = True
-            if not drew:
-                _empty(ax, "no curves")
-            ax.set(title=f"{study.label(rung)} — {variant}", xlabel="episode on the new task", ylabel=RETURN_LABEL)
-            _absent_note(ax, study, rung, "Q3", variant, Q3_WHO, d.absent)
+            _return_panel(axes[i, j], study, rung, "Q3", variant, Q3_WHO, None, d.absent,
+                          title=f"{study.label(rung)} — {variant}", xlabel="episode on the new task")
     _legend(fig)
     d.figure = fig
     d.caption = ("Normalised return per episode on a task the imitator never saw — heldout: new tasks of the rung's "
@@ -484,8 +494,8 @@ def fig_q3_new_task(study: Study) -> Drawn:
 
 def fig_mixture_beliefs(study: Study) -> Drawn:
     d = Drawn("fig6_mixture_beliefs", "The mixture's beliefs about the teacher")
-    key = lambda r: (r, "mixture", "Q1", "now", "teacher_class_mass", None)  # noqa: E731
-    rungs = [r for r in study.rung_names if key(r) in study.curves]
+    mass = {r: _curve(study, r, "mixture", "Q1", "now", "teacher_class_mass") for r in study.rung_names}
+    rungs = [r for r in study.rung_names if mass[r]]
     if not rungs:
         d.skipped = "the study has no teacher_class_mass curves (curves.csv, mixture, question Q1)"
         return d
@@ -495,17 +505,18 @@ def fig_mixture_beliefs(study: Study) -> Drawn:
     for ax, rung in zip(axes.flat, rungs + others):
         ax.set(title=study.label(rung), xlabel="step of the teacher's history", ylabel="posterior mass", ylim=(-0.02, 1.02))
         if rung in rungs:
-            _plot_curve(ax, study.curves[key(rung)], "mixture", label_="mixture: posterior mass of the teacher's class")
+            _plot_curve(ax, mass[rung], "mixture", label_="mixture: posterior mass of the teacher's class")
         else:
             c = study.not_done(rung, "mixture", "Q1", "now")
             d.absent.append(f"{label('mixture')} on {study.label(rung)}, Q1 now: {c.status}" + (f" ({c.reason})" if c.reason else ""))
-            _empty(ax, f"{study.label(rung)}\nmixture: {c.status}" + (f"\n{c.reason}" if c.reason else ""))
+            _empty(ax, f"mixture: {c.status}" + (f"\n{c.reason}" if c.reason else ""))
     _hide_unused(axes, len(rungs) + len(others))
     _legend(fig)
     d.figure = fig
     d.caption = ("The mixture's posterior mass on the teacher's own program class (every enumerated program equivalent "
                  "to the teacher's learning algorithm, prior weights added) after each step of the teacher's "
-                 "history; 1 means the mixture has identified how the teacher learns. " + BAND_METHOD)
+                 "history; 1 means the mixture has identified how the teacher learns (the study's tables carry this class's "
+                 "mass; the mixture's top programs stay in its per-cell records). " + BAND_METHOD)
     return d
 
 
@@ -533,6 +544,7 @@ def fig_complexity_axis(study: Study) -> Drawn:
         if log:
             ax.set_yscale("log")
         ax.set_xticks(pos, [study.label(r) for r in rungs], rotation=30, ha="right")
+        ax.set_xlim(-0.6, len(rungs) - 0.4)  # a rung without a value keeps its slot (and its n/a)
         ax.set_title(COMPLEXITY_LABELS[ckey])
         ax.grid(axis="x", visible=False)
     d.figure = fig
