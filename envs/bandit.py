@@ -23,6 +23,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+import numpy as np
 from gymnasium import spaces
 
 from envs.base import ToyEnv, as_float, as_int
@@ -78,6 +79,13 @@ class BernoulliBandit(ToyEnv):
         if self.means is None:
             raise ValueError("means are not set yet (give means=... or reset the env to draw them)")
         return float(self._best)
+
+    def optimal_actions(self) -> np.ndarray:
+        """``[1, n_arms]`` bool: the arms of the highest mean (the one observation's best actions)."""
+        if self.means is None:
+            raise ValueError("means are not set yet (give means=... or reset the env to draw them)")
+        m = np.asarray(self.means, float)
+        return (m == m.max())[None, :]
 
     # ---- dynamics -------------------------------------------------------------------------
     def _start_episode(self, seeded: bool) -> int:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+import numpy as np
 from gymnasium import spaces
 
 from envs.base import ToyEnv, as_cell, as_int, grid_moves, render_grid
@@ -64,6 +65,15 @@ class DarkRoom(ToyEnv):
         """``episode_len - manhattan(start, goal)`` (0 if the goal is out of reach)."""
         d = abs(self.goal[0] - self.start[0]) + abs(self.goal[1] - self.start[1])
         return float(max(0, self.episode_len - d))
+
+    def optimal_actions(self) -> np.ndarray:
+        """``[size * size, 5]`` bool: the actions on a shortest path to the goal from each cell
+        (on the goal itself, those that stay on it)."""
+        moves = np.asarray(self._moves)  # [S, 5]
+        rows, cols = np.divmod(np.arange(self.size * self.size), self.size)
+        dist = np.abs(rows - self.goal[0]) + np.abs(cols - self.goal[1])
+        nd = dist[moves]  # distance after each action
+        return nd == np.minimum(nd.min(1, keepdims=True), dist[:, None])
 
     # ---- dynamics -------------------------------------------------------------------------
     def _start_episode(self, seeded: bool) -> int:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ PROG = "python -m experiments.train_transformer"
 
 def build_parser() -> argparse.ArgumentParser:
     from experiments.cli import add_config_arguments
+    from learners.cache import DEFAULT as CACHE_DEFAULT, ENV_VAR as CACHE_ENV_VAR, cache_root
     from learners.transformer.corpus import DataSpec
     from learners.transformer.model import ModelConfig
     from learners.transformer.presets import PRESETS
@@ -48,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="run directory (must not exist unless --resume)")
     g.add_argument("--resume", action="store_true", help="continue OUT from its latest checkpoint (its stored config is used)")
     g.add_argument("--expert", action="store_true", help="expert distillation: train only on each history's final episodes")
-    g.add_argument("--cache-dir", default=os.environ.get("HYPOSPACE_DATA", "data/transformer"),
-                   help="where recorded histories and packed stores are cached (default: data/transformer or $HYPOSPACE_DATA)")
+    g.add_argument("--cache-dir", default=str(cache_root()),
+                   help=f"where recorded histories and packed stores are cached (default: ${CACHE_ENV_VAR} or "
+                        f"{CACHE_DEFAULT}; now {cache_root()})")
     g.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ... (default: cpu)")
     g.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads per process (default: 1 — on this shared 2-core machine 1 thread per "

@@ -510,3 +510,22 @@ def test_task_split_rejects_bad_input():
         task_split(ROOM, test_fraction=1.0)
     with pytest.raises(ValueError, match="n_test"):
         task_split(BANDIT, n_test=0)
+
+
+def test_optimal_actions_are_the_shortest_paths_and_the_best_arms():
+    env = envs.make("hypospace/DarkRoom-v0", size=7, goal=[0, 5], episode_len=20)
+    opt = env.unwrapped.optimal_actions()
+    assert opt.shape == (49, 5) and opt.dtype == bool
+    for first in np.flatnonzero(opt[env.unwrapped.start[0] * 7 + env.unwrapped.start[1]]):
+        obs, _ = env.reset(seed=0)
+        ret, a = 0.0, int(first)
+        for _ in range(20):          # any optimal choice at every step earns the optimal return
+            obs, r, _, trunc, _ = env.step(a)
+            ret += r
+            if trunc:
+                break
+            a = int(np.flatnonzero(opt[obs])[-1])
+        assert ret == env.unwrapped.optimal_return() == 20 - 5
+    assert np.array_equal(np.flatnonzero(opt[5]), [0, 4])  # on the goal (top row): up into the wall, or stay
+    bandit = envs.make("hypospace/Bandit-v0", means=[0.2, 0.9, 0.9, 0.1])
+    assert np.array_equal(bandit.unwrapped.optimal_actions(), [[False, True, True, False]])

@@ -779,3 +779,35 @@ def test_weights_snapshot_round_trip_and_same_seed_same_run(name):
         else:
             for k, v in a.weights().items():
                 np.testing.assert_array_equal(c.weights()[k], v)
+
+
+# ---------------------------------------------------------------------------------------------
+# The AD-eps source: the optimal policy behind a falling noise schedule
+# ---------------------------------------------------------------------------------------------
+def test_noisy_optimal_goes_from_uniform_to_the_optimal_policy_on_its_schedule():
+    env = envs.make("hypospace/DarkRoom-v0", goal=[1, 7])
+    opt = env.unwrapped.optimal_actions()
+    t = make_teacher("noisy_optimal", env.observation_space, env.action_space, seed=3, episodes=4, final=0.2,
+                     optimal=opt.tolist())
+    h = record(t, "hypospace/DarkRoom-v0", env_kwargs={"goal": [1, 7]}, episodes=6, seed=0)
+    p = np.asarray(h.teacher_probs)
+    ep = np.asarray(h.episode)
+    assert np.allclose(p[ep == 0], 0.2)                         # episode 0: uniform over 5 actions
+    best = opt[np.asarray(h.obs)]                                # the optimal actions at each step
+    on_best = (p * best).sum(1)
+    # eps_e = 1 - 0.8 * e / 4 until episode 4, then 0.2: mass on the optimal actions grows with it.
+    for e, eps in [(1, 0.8), (2, 0.6), (4, 0.2), (5, 0.2)]:
+        want = eps * best[ep == e].sum(1) / 5 + (1 - eps)
+        assert np.allclose(on_best[ep == e], want)
+    assert h.episode_returns()[-1] > h.episode_returns()[0]     # late episodes reach the goal
+    assert h.metadata["teacher"] == {"teacher": "noisy_optimal", "seed": 3, "episodes": 4, "final": 0.2}
+
+
+def test_noisy_optimal_needs_the_tasks_optimal_actions():
+    with pytest.raises(ValueError, match="optimal"):
+        bandit("noisy_optimal")
+    with pytest.raises(ValueError, match="optimal"):
+        bandit("noisy_optimal", optimal=[[False, False, False]])
+    t = bandit("noisy_optimal", optimal=[[False, True, False]], episodes=1, final=0.0)
+    step(t, 0, 0, 0.0, 0, terminated=True)
+    assert np.array_equal(t.action_probs(0), [0.0, 1.0, 0.0])

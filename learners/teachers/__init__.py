@@ -5,5 +5,6 @@ from learners.teachers.base import TEACHERS, TeacherBase, TeacherSpec, make_teac
 from learners.teachers import tabular as _tabular  # noqa: F401,E402
 from learners.teachers import bandit as _bandit  # noqa: F401,E402
 from learners.teachers import dqn as _dqn  # noqa: F401,E402  (torch is imported lazily)
+from learners.teachers import noisy_optimal as _noisy_optimal  # noqa: F401,E402
 
 __all__ = ["TEACHERS", "TeacherBase", "TeacherSpec", "make_teacher", "register_teacher"]
