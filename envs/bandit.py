@@ -20,7 +20,6 @@ The task is the vector of arm means:
 """
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import numpy as np
@@ -94,11 +93,7 @@ class BernoulliBandit(ToyEnv):
         return 0
 
     def step(self, action):
-        if self._done:
-            raise self._not_running()
-        a = operator.index(action)
-        if a < 0 or a >= self.n_arms:
-            raise ValueError(f"action {action!r} is not in Discrete({self.n_arms})")
+        a = self._begin_step(action)
         mean = self.means[a]
         reward = 1.0 if self._np_random.random() < mean else 0.0
         self._done = True

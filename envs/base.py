@@ -137,6 +137,17 @@ class ToyEnv(gym.Env):
         return RuntimeError(f"{type(self).__name__}.step() called before reset() or after the episode "
                             "ended; call reset()")
 
+    def _begin_step(self, action: Any) -> int:
+        """What every ``step`` checks first: an episode is running and ``action`` is one of
+        ``Discrete(n)``. Returns the action as an int."""
+        if self._done:
+            raise self._not_running()
+        a = operator.index(action)
+        n = int(self.action_space.n)
+        if a < 0 or a >= n:
+            raise ValueError(f"action {action!r} is not in Discrete({n})")
+        return a
+
 
 # ---- argument checks (one-line ValueErrors that name the kwarg) ----------------------------
 def as_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:

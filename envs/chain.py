@@ -35,7 +35,6 @@ iteration on it. ``reset(options=...)`` may change every kwarg but ``n``.
 """
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import numpy as np
@@ -157,11 +156,7 @@ class Chain(ToyEnv):
         return self._s
 
     def step(self, action):
-        if self._done:
-            raise self._not_running()
-        a = operator.index(action)
-        if a < 0 or a > 1:
-            raise ValueError(f"action {action!r} is not in Discrete(2)")
+        a = self._begin_step(action)
         s = self._s
         u = self._np_random.random()
         reward = self._Rl[s][a]

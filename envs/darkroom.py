@@ -21,7 +21,6 @@ goal. ``size`` (2.. ; 3..17 keeps every goal reachable within 20 steps) fixes th
 """
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import numpy as np
@@ -82,11 +81,7 @@ class DarkRoom(ToyEnv):
         return self._cell
 
     def step(self, action):
-        if self._done:
-            raise self._not_running()
-        a = operator.index(action)
-        if a < 0 or a > 4:
-            raise ValueError(f"action {action!r} is not in Discrete(5)")
+        a = self._begin_step(action)
         cell = self._cell
         reward = 1.0 if cell == self._goal_cell else 0.0  # the step BEGINS on the goal
         cell = self._moves[cell][a]

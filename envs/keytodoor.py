@@ -20,7 +20,6 @@ top-right and bottom-left corners), and ``episode_len``; ``reset(options={"key":
 """
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 from gymnasium import spaces
@@ -88,11 +87,7 @@ class DarkKeyToDoor(ToyEnv):
         return self._cell
 
     def step(self, action):
-        if self._done:
-            raise self._not_running()
-        a = operator.index(action)
-        if a < 0 or a > 4:
-            raise ValueError(f"action {action!r} is not in Discrete(5)")
+        a = self._begin_step(action)
         cell = self._moves[self._cell][a]
         self._cell = cell
         reward = 0.0
