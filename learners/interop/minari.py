@@ -65,6 +65,7 @@ BLOCK_VERSION = 1
 SNAPSHOT_DIR = "hypospace_snapshots"
 DATA_DIR = "data"
 METADATA_FILE = "metadata.json"
+MAIN_FILE = "main_data.hdf5"
 #: Steps per batch of episodes handed to Minari (bounds the memory of an export).
 CHUNK_STEPS = 1 << 16
 #: What a corrupt or hostile dataset can make Minari / h5py raise while reading.
@@ -242,6 +243,8 @@ def to_minari(history: LearningHistory, dataset_id: str, *, root: str | os.PathL
                 name = f"{SNAPSHOT_DIR}/step_{int(s):012d}.safetensors"
                 save_file({k: np.ascontiguousarray(np.asarray(v)) for k, v in history.weights_at(s).items()}, str(tmp_dir / name))
                 block["snapshots"].append({"step": int(s), "file": name, "sha256": sha256_file(tmp_dir / name)})
+            # HDF5 keeps no checksums of its own: a flipped byte would otherwise import silently.
+            block["data_sha256"] = sha256_file(tmp_dir / DATA_DIR / MAIN_FILE)
             ds.storage.update_metadata({BLOCK: block})
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
@@ -290,7 +293,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _episodes(data: Path) -> tuple[Any, list[dict[str, Any]]]:
     """Minari's view of the dataset and every episode's arrays; any failure names the file."""
-    main = data / "main_data.hdf5"
+    main = data / MAIN_FILE
     try:
         ds = minari.MinariDataset(data)
         eps = list(ds.storage.get_episodes(range(ds.total_episodes)))
@@ -308,12 +311,15 @@ def _as_array(x: Any, where: str) -> np.ndarray:
     return a
 
 
-def from_minari(source: str | os.PathLike, *, root: str | os.PathLike | None = None) -> LearningHistory:
-    """Read a Minari dataset (a directory, or an id under ``minari_root(root)``) as a history."""
+def from_minari(source: str | os.PathLike, *, root: str | os.PathLike | None = None, verify: bool = True) -> LearningHistory:
+    """Read a Minari dataset (a directory, or an id under ``minari_root(root)``) as a history.
+
+    ``verify``: check the sha256 an exported dataset records of its episode file (and always of
+    its snapshots); a dataset edited since (even by Minari's own tools) is then refused."""
     top, name = _resolve(source, root)
     data = top / DATA_DIR
     mpath = data / METADATA_FILE
-    for p, what in ((data, "the data directory"), (mpath, METADATA_FILE), (data / "main_data.hdf5", "main_data.hdf5")):
+    for p, what in ((data, "the data directory"), (mpath, METADATA_FILE), (data / MAIN_FILE, MAIN_FILE)):
         if not p.exists():
             raise HistoryError(f"{p}: missing ({name} is not a Minari dataset)")
         _inside(p, top, what)
@@ -325,6 +331,12 @@ def from_minari(source: str | os.PathLike, *, root: str | os.PathLike | None = N
     if raw.get("data_format") != "hdf5":
         if raw.get("data_format") not in ("arrow",):
             raise HistoryError(f"{mpath}: field 'data_format' is {raw.get('data_format')!r}, expected 'hdf5' or 'arrow'")
+    if verify and BLOCK in raw:
+        digest = raw[BLOCK].get("data_sha256") if isinstance(raw[BLOCK], dict) else None
+        if not isinstance(digest, str):
+            raise HistoryError(f"{mpath}: field '{BLOCK}.data_sha256' missing")
+        if sha256_file(data / MAIN_FILE) != digest:
+            raise HistoryError(f"{data / MAIN_FILE}: sha256 does not match '{BLOCK}.data_sha256' (modified since export)")
     ds, eps = _episodes(data)
     aspace = ds.action_space
     if not isinstance(aspace, gym.spaces.Discrete):
@@ -360,20 +372,30 @@ def _check_block(block: Any, mpath: Path) -> dict[str, Any]:
     for k, t in kinds.items():
         if not isinstance(block.get(k), t) or (t is int and isinstance(block.get(k), bool)):
             raise HistoryError(f"{mpath}: field '{BLOCK}.{k}' missing or not {t.__name__}")
+    cols = ["obs", "action", "reward", "terminated", "truncated", "episode", "teacher_probs", "segment"]
     dts = {}
-    for c in ("obs", "action", "reward", "terminated", "truncated", "episode", "teacher_probs", "segment"):
+    for c in cols + (["teacher_values"] if block["has_teacher_values"] else []):
+        v = block["dtypes"].get(c)
         try:
-            dts[c] = np.dtype(block["dtypes"][c])
-        except (KeyError, TypeError):
-            raise HistoryError(f"{mpath}: field '{BLOCK}.dtypes.{c}' missing or not a dtype") from None
-        if dts[c].kind not in "biuf" or dts[c].hasobject:
+            if not isinstance(v, str):
+                raise TypeError
+            dts[c] = np.dtype(v)
+        except (TypeError, ValueError, SyntaxError):
+            raise HistoryError(f"{mpath}: field '{BLOCK}.dtypes.{c}' is {v!r}, not a dtype") from None
+        if dts[c].kind not in "biuf":
             raise HistoryError(f"{mpath}: field '{BLOCK}.dtypes.{c}' is {dts[c]}, not numeric")
-    if block["has_teacher_values"]:
-        try:
-            dts["teacher_values"] = np.dtype(block["dtypes"]["teacher_values"])
-        except (KeyError, TypeError):
-            raise HistoryError(f"{mpath}: field '{BLOCK}.dtypes.teacher_values' missing or not a dtype") from None
     return dts
+
+
+def _cast(a: np.ndarray, dtype: np.dtype, where: str) -> np.ndarray:
+    """``a`` as ``dtype``, refused unless every value survives the cast (a lying block cannot
+    silently round or wrap the data)."""
+    with np.errstate(all="ignore"):
+        b = a.astype(dtype, copy=False)
+        same = b.shape == a.shape and np.array_equal(b.astype(a.dtype), a, equal_nan=a.dtype.kind == "f")
+    if not same:
+        raise HistoryError(f"{where}: values of dtype {a.dtype} do not fit the recorded dtype {dtype}")
+    return b
 
 
 def _info(infos: Any, key: str, rows: int, where: str) -> np.ndarray:
@@ -396,7 +418,7 @@ def _from_block(raw: dict[str, Any], mpath: Path, top: Path, eps: list[dict[str,
     fsteps, fobs = [], []
     t = 0
     for e, ep in enumerate(eps):
-        where = f"{mpath.parent / 'main_data.hdf5'}: episode {e}"
+        where = f"{mpath.parent / MAIN_FILE}: episode {e}"
         obs, act, rew, term, trunc = _episode_columns(ep, where)
         n = len(rew)
         if n == 0:
@@ -429,14 +451,12 @@ def _from_block(raw: dict[str, Any], mpath: Path, top: Path, eps: list[dict[str,
     if t != block["n_steps"]:
         raise HistoryError(f"{mpath}: field '{BLOCK}.n_steps' is {block['n_steps']}, the episodes hold {t} steps")
     arr = {k: np.concatenate(v) for k, v in cols.items() if v}
-    try:
-        arr = {k: (v.astype(dts[k], copy=False) if k in dts else v) for k, v in arr.items()}
-        obs_all = arr["obs"]
-        if list(obs_all.shape[1:]) != block["obs_shape"]:
-            raise HistoryError(f"{mpath}: observations have shape {list(obs_all.shape[1:])}, '{BLOCK}.obs_shape' says {block['obs_shape']}")
-        final = (np.array(fsteps, np.int64), np.asarray(fobs, dts["obs"]).reshape((len(fobs), *obs_all.shape[1:])))
-    except (ValueError, TypeError, OverflowError) as e:
-        raise HistoryError(f"{mpath}: columns do not fit '{BLOCK}.dtypes' ({e})") from None
+    arr = {k: (_cast(v, dts[k], f"{mpath}: column '{k}'") if k in dts else v) for k, v in arr.items()}
+    obs_all = arr["obs"]
+    if list(obs_all.shape[1:]) != block["obs_shape"]:
+        raise HistoryError(f"{mpath}: observations have shape {list(obs_all.shape[1:])}, '{BLOCK}.obs_shape' says {block['obs_shape']}")
+    fo = np.stack(fobs) if fobs else np.zeros((0, *obs_all.shape[1:]), obs_all.dtype)
+    final = (np.array(fsteps, np.int64), _cast(fo, dts["obs"], f"{mpath}: final observations"))
     snapshots = _read_snapshots(block["snapshots"], mpath, top, t)
     return LearningHistory.from_arrays(
         obs=arr["obs"], action=arr["action"], reward=arr["reward"], terminated=arr["terminated"].astype(bool),
@@ -476,7 +496,7 @@ def _from_foreign(raw: dict[str, Any], mpath: Path, top: Path, name: str, eps: l
     fsteps, fobs, forced, empty = [], [], [], []
     t = e_out = 0
     for e, ep in enumerate(eps):
-        where = f"{mpath.parent / 'main_data.hdf5'}: episode {e}"
+        where = f"{mpath.parent / MAIN_FILE}: episode {e}"
         obs, act, rew, term, trunc = _episode_columns(ep, where)
         n = len(rew)
         if n == 0:
@@ -502,7 +522,7 @@ def _from_foreign(raw: dict[str, Any], mpath: Path, top: Path, name: str, eps: l
         t += n
         e_out += 1
     if t == 0:
-        raise HistoryError(f"{mpath.parent / 'main_data.hdf5'}: no steps in any episode")
+        raise HistoryError(f"{mpath.parent / MAIN_FILE}: no steps in any episode")
     arr = {k: np.concatenate(v) for k, v in parts.items()}
     meta_keys = ("dataset_id", "algorithm_name", "author", "code_permalink", "minari_version", "description")
     env_id = None
@@ -524,7 +544,7 @@ def _from_foreign(raw: dict[str, Any], mpath: Path, top: Path, name: str, eps: l
         obs_all = arr["obs"]
         final = (np.array(fsteps, np.int64), np.stack(fobs).astype(obs_all.dtype))
     except ValueError as e:
-        raise HistoryError(f"{mpath.parent / 'main_data.hdf5'}: observations of different shapes across episodes ({e})") from None
+        raise HistoryError(f"{mpath.parent / MAIN_FILE}: observations of different shapes across episodes ({e})") from None
     return LearningHistory.from_arrays(
         obs=obs_all, action=arr["action"], reward=arr["reward"], terminated=arr["terminated"],
         truncated=arr["truncated"], episode=arr["episode"], teacher_probs=placeholder_probs(arr["action"], A),
