@@ -43,8 +43,7 @@ STYLE = {
     "lines.linewidth": 1.4,
     "savefig.dpi": 150,
 }
-PDF_METADATA = {"CreationDate": None, "ModDate": None}
-PNG_METADATA = {"Software": None}
+METADATA = {"pdf": {"CreationDate": None, "ModDate": None}, "png": {"Software": None}, "svg": {"Date": None}}
 
 IMITATORS = ("mixture", "transformer")
 # Okabe-Ito colours (distinguishable with colour-blindness); an imitator's ablations in a lighter
@@ -60,6 +59,19 @@ COLOURS = {
     "teacher_frozen": "#7F7F7F",
     "teacher_fresh": "#009E73",
     "uniform": "#BBBBBB",
+}
+# What each imitator and control is, for the report's key to its tables.
+MEANINGS = {
+    "mixture": "the idealized imitator: a bounded Solomonoff-style mixture over agent programs",
+    "transformer": "the practical imitator: an Algorithm-Distillation transformer run in context",
+    "mixture_prior": "control: the mixture acting from its prior, never shown the teacher",
+    "transformer_empty": "control: the transformer from an empty context",
+    "expert_distillation": "control: a transformer trained on the teacher's final episodes only",
+    "teacher": "the teacher learning from scratch",
+    "teacher_continued": "reference: the teacher continued from T",
+    "teacher_frozen": "control: the teacher frozen at T",
+    "teacher_fresh": "reference: a fresh teacher learning the new task",
+    "uniform": "control: uniform random actions",
 }
 LABELS = {
     "mixture": "mixture (Solomonoff)",
@@ -573,8 +585,7 @@ def save(drawn: Drawn, directory: Path, formats: tuple[str, ...]) -> list[Path]:
     with matplotlib.rc_context(STYLE):
         for fmt in formats:
             p = directory / f"{drawn.stem}.{fmt}"
-            meta = PDF_METADATA if fmt == "pdf" else PNG_METADATA if fmt == "png" else None
-            drawn.figure.savefig(p, format=fmt, metadata=meta)
+            drawn.figure.savefig(p, format=fmt, metadata=METADATA[fmt])
             out.append(p)
     return out
 

@@ -7,7 +7,7 @@ import math
 import re
 from pathlib import Path
 
-from experiments.paper.figures import IMITATORS, Drawn, fmt_T, in_order
+from experiments.paper.figures import IMITATORS, MEANINGS, Drawn, fmt_T, in_order
 from experiments.paper.load import Interval, Study
 
 QUESTION_ORDER = ("teacher", "Q1", "Q2", "Q3")
@@ -174,6 +174,8 @@ def write_report(study: Study, drawn: list[Drawn], directory: Path, formats: tup
               f"*cannot* / *missing*: the cell was not measured (see below); {NOT_APPLICABLE}: the metric does not apply "
               "to that imitator or control. Returns are fractions of the task's optimal return; KL and log-loss are "
               f"bits per step. {data_line(study)}", ""]
+    names = in_order({k[1] for k in study.summary})
+    lines += [f"- `{n}`: {MEANINGS[n]}" for n in names if n in MEANINGS] + [""]
     lines += _question_tables(study)
     lines += _coverage(study)
     text = "\n".join(lines).rstrip("\n") + "\n"
