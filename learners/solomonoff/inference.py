@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
@@ -18,6 +19,7 @@ from tqdm import tqdm
 
 from learners.errors import HistoryFitError
 from learners.protocols import Transition, sample_action
+from learners.solomonoff.misspecification import MisspecificationWarning
 from learners.solomonoff.syntax import Program
 
 
@@ -152,25 +154,30 @@ class Inference:
             raise HistoryFitError(f"action {t.action!r} outside the grammar's {self.n_actions} actions")
         self._step(s, a, float(t.reward), s2, bool(t.terminated), bool(t.truncated), evidence=not intervention)
 
-    def _step(self, s: int, a: int, r: float, s2: int, term: bool, trunc: bool, evidence: bool) -> np.ndarray | None:
+    def _step(self, s: int, a: int, r: float, s2: int, term: bool, trunc: bool, evidence: bool,
+              teacher_prob: float | None = None) -> np.ndarray | None:
         """Evidence (if ``evidence``) then the transition; returns the predictive the evidence
         was scored by."""
         pred = None
         advanced: tuple = ()
         if evidence:
-            pred, advanced = self._evidence(s, a, (r, s2, term, trunc))
+            pred, advanced = self._evidence(s, a, (r, s2, term, trunc), teacher_prob)
         self._par(lambda k: None if k in advanced else self.groups[k].engine.advance(s, a, r, s2, term, trunc),
                   range(len(self.groups)))
         self._cache = None
         return pred
 
-    def _evidence(self, s: int, a: int, transition: tuple | None = None) -> tuple[np.ndarray, tuple]:
+    def _evidence(self, s: int, a: int, transition: tuple | None = None,
+                  teacher_prob: float | None = None) -> tuple[np.ndarray, tuple]:
         """Score action a at s and condition on it; with ``transition``, the compiled engines also
-        advance (in the same pass). Returns (the predictive, the groups that advanced)."""
+        advance (in the same pass). ``teacher_prob``: the teacher's own probability of a, when the
+        history records it (for the misspecification check). Returns (the predictive, the groups
+        that advanced)."""
         pred = self._predict(s, evidence=a, transition=transition)
         advanced = getattr(self, "_advanced", ()) if transition is not None else ()
         self._advanced = ()
         self.mix_log_loss.append(-math.log2(pred[a]))
+        fired = self.predictive_check.update(pred, s, a, teacher_prob)
         done = self._fused
         self._par(lambda k: None if k in done else self._add_loglik(k, a), range(len(self.groups)))
         self._fused = ()
@@ -182,6 +189,8 @@ class Inference:
         for k, m in getattr(self, "_fused_max", {}).items():
             self._lwmax[k] = (self.logw[k], self.n_evidence, m)
         self._fused_max = {}
+        if fired:
+            warnings.warn(MisspecificationWarning(self.predictive_check.message()), stacklevel=4)
         return pred, advanced
 
     def _add_loglik(self, k: int, a: int) -> None:
@@ -211,6 +220,13 @@ class Inference:
         rew = np.asarray(history.reward, dtype=np.float64)
         term = np.asarray(history.terminated, dtype=bool)
         trunc = np.asarray(history.truncated, dtype=bool)
+        # the teacher's own probability of each action it took (the history format records the
+        # exact distributions): the misspecification check then knows the teacher's log-loss
+        tprob = None
+        if T:
+            tprob = np.asarray(history.teacher_probs, dtype=np.float64)[np.arange(T), act]
+            if not (np.all(np.isfinite(tprob)) and np.all(tprob > 0)):
+                tprob = None
         nxt = np.empty(T, dtype=np.int64)
         nxt[:-1] = obs[1:]
         done = np.flatnonzero(term | trunc)
@@ -249,9 +265,10 @@ class Inference:
             if s2 < 0:
                 # last step of a history cut mid-episode: evidence only, no transition to learn from
                 # (a learner would need the next observation); the state is left before the update
-                out[t] = self._evidence_only(s, int(act[t]))
+                out[t] = self._evidence_only(s, int(act[t]), None if tprob is None else tprob[t])
             else:
-                out[t] = self._step(s, int(act[t]), float(rew[t]), s2, bool(term[t]), bool(trunc[t]), True)
+                out[t] = self._step(s, int(act[t]), float(rew[t]), s2, bool(term[t]), bool(trunc[t]), True,
+                                    None if tprob is None else tprob[t])
             if watched:
                 self.watch_trace[t] = self._watch_masses(watched)
             if agree is not None:
@@ -270,8 +287,8 @@ class Inference:
         logz = m + math.log(float(np.exp(lw - m).sum()))
         return np.array([float(np.exp(lw[r] - logz).sum()) if r.size else 0.0 for r in watched])
 
-    def _evidence_only(self, s: int, a: int) -> np.ndarray:
-        pred, _ = self._evidence(s, a)
+    def _evidence_only(self, s: int, a: int, teacher_prob: float | None = None) -> np.ndarray:
+        pred, _ = self._evidence(s, a, None, teacher_prob)
         self._cache = None
         return pred
 

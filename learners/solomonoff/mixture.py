@@ -28,6 +28,7 @@ from learners.solomonoff.enumerate import ProgramSpace, enumerate_programs
 from learners.solomonoff.grammar import Grammar
 from learners.solomonoff.hypotheses import HypothesisBuilding, HypothesisGroup
 from learners.solomonoff.inference import Inference
+from learners.solomonoff.misspecification import PredictiveCheck
 from learners.solomonoff.probe import EnvProfile, probe_histories, profile_for_env
 from learners.solomonoff.queries import LN2, Queries
 from learners.solomonoff.semantics import DEFAULT_SMOOTHING
@@ -38,7 +39,8 @@ class Mixture(HypothesisBuilding, Inference, Queries):
 
     def __init__(self, space: ProgramSpace, *, profile: EnvProfile | None = None, smoothing: float = DEFAULT_SMOOTHING,
                  dedup: bool = True, probe_seed: int = 12345, probe_length: int = 600, probe_count: int = 4,
-                 seed: int | None = 0, progress: bool = False, threads: int = 1):
+                 seed: int | None = 0, progress: bool = False, threads: int = 1,
+                 misspecification_bits: float = 10.0):
         if not 0.0 < smoothing < 1.0:
             raise ValueError(f"smoothing must be in (0, 1), got {smoothing}")
         g = space.grammar
@@ -65,9 +67,21 @@ class Mixture(HypothesisBuilding, Inference, Queries):
         self.logw = [lp.copy() for lp in self.log_prior]
         self.mix_log_loss: list[float] = []   # -log2 xi(a_t) at each evidence step
         self.n_evidence = 0
+        # warns (MisspecificationWarning) when the teacher looks outside the class; false alarms
+        # on a teacher inside it have probability <= 2^-misspecification_bits
+        self.predictive_check = PredictiveCheck(g.n_states, g.n_actions, code_bits_max=self._code_bits_max(),
+                                                smoothing=self.smoothing, significance_bits=misspecification_bits)
         self._cache: tuple | None = None
         self._act: list | None = None
         self._act_age = 0
+
+    def _code_bits_max(self) -> float:
+        """An upper bound on the normalised code length (-log2 prior) of every program of the class."""
+        sp = self.space
+        bits = max(sp.max_bits, sp.max_kt or 0.0, -float(sp.log2_weights().min()))
+        if sp.prior == "speed" and sp.max_kt is None and sp.n_td:
+            bits += float(np.log2(sp.td["steps"].max()))
+        return bits + self.log2_normaliser
 
     # ------------------------------------------------------------------------------- building
     @classmethod
@@ -136,6 +150,7 @@ class Mixture(HypothesisBuilding, Inference, Queries):
         new.fingerprints = np.concatenate(fps) if (self.fingerprints is not None and fps) else None
         new.family = next((g.engine for g in groups if g.name == "family"), None)
         new.mix_log_loss = list(self.mix_log_loss)
+        new.predictive_check = copy.deepcopy(self.predictive_check)
         new.rng = copy.deepcopy(self.rng)
         new._cache, new._act, new._act_age, new._pool = None, None, 0, None
         new.compacted_from = self.n_hypotheses

@@ -62,6 +62,20 @@ class Queries:
         tab = self.family.reactive_map_member(fam)
         return Reactive(d, k, tuple((int(s), int(a)) for s, a in enumerate(tab) if a != d))
 
+    def map_code_bits(self) -> float:
+        """Code length, in bits, of the most probable hypothesis (``-log2`` of its normalised prior
+        weight; a merged class or a family counts its total weight)."""
+        lw = np.concatenate(self.logw)
+        return float(-np.concatenate(self.log_prior)[int(np.argmax(lw))] / LN2)
+
+    def diagnostics(self) -> dict[str, Any]:
+        """How well the teacher fits the class: the posterior-predictive check
+        (``misspecification``), the bound's slack, and the posterior's concentration."""
+        post = self.posterior()
+        return {"misspecification": self.predictive_check.report(), "bound": self.bound_report(),
+                "map_mass": float(post.max()) if post.size else 0.0, "map_code_bits": self.map_code_bits(),
+                "posterior_entropy_bits": float(-(post[post > 0] * np.log2(post[post > 0])).sum())}
+
     def top(self, k: int = 5) -> list[dict[str, Any]]:
         """The k most probable hypotheses: readable source, bits, posterior mass. A family is shown
         by its most probable member, with that member's own mass."""
