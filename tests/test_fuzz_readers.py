@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import tokenize
 from collections import Counter
 from pathlib import Path
 
@@ -156,6 +157,12 @@ def check_history_mutation(saved, m: tuple) -> None:
         except HistoryError as e:
             assert _names_a_file_or_field(str(e), d), f"{m}: error names no file or field: {e}"
             ok = False
+        except tokenize.TokenError:
+            # Excluded (bug H7): a .npy header byte changed to an opening bracket makes numpy's
+            # header parser raise tokenize.TokenError, which the loader does not catch.
+            assert m[0] == "flip" and m[1].endswith(".npy"), m
+            COUNTS["history_excluded_H7"] += 1
+            return
         except Exception as e:  # noqa: BLE001 - the property: nothing but HistoryError escapes
             pytest.fail(f"mutation {m!r}: {type(e).__name__}: {e}")
         assert sorted(os.listdir(tmp)) == before, f"{m}: the loader wrote beside the directory"
@@ -339,7 +346,8 @@ def test_fuzz_readers_many_cases(saved, minari_saved):
     parser()
     minari_()
     ran = {k: COUNTS[k] - before[k] for k in SLOW}
-    print(f"\nfuzz cases run per target: {ran} (total {sum(ran.values())})")
+    print(f"\nfuzz cases run per target: {ran} (total {sum(ran.values())}); "
+          f"excluded as bug H7: {COUNTS['history_excluded_H7'] - before['history_excluded_H7']}")
     assert sum(ran.values()) >= 10_000
 
 
@@ -414,3 +422,13 @@ def test_known_bug_manifest_deeply_nested(saved, tmp_path):
 def test_known_bug_parser_deep_nesting():
     with pytest.raises(ProgramParseError):
         parse_program("TD(init=0, alpha=1/2, target=" + "(" * 497 + "r" + ")" * 497 + ", explore=greedy)")
+
+
+@pytest.mark.xfail(reason="bug H7: a .npy header byte flipped to '{' raises tokenize.TokenError", strict=False)
+def test_known_bug_npy_header_bracket(saved, tmp_path):
+    d = _copy(saved, tmp_path)
+    data = bytearray((d / "obs.npy").read_bytes())
+    data[248] = ord("{")     # inside the header's space padding
+    (d / "obs.npy").write_bytes(bytes(data))
+    with pytest.raises(HistoryError):
+        LearningHistory.load(d)
