@@ -1,5 +1,6 @@
 """Small pieces every script shares: typed config dataclasses as argparse flags, one-line errors
-with exit code 2, and atomic result files with their provenance."""
+with exit code 2, atomic result files, the ``--task SPLIT:I`` selector and the learning-curve
+summary printed after a recording."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +12,8 @@ import types
 import typing
 from pathlib import Path
 from typing import Any, NoReturn
+
+import numpy as np
 
 # Re-exported: the scripts write their results through the one atomic JSON writer.
 from learners.files import write_json_atomic
@@ -107,3 +110,50 @@ def check_new_output(prog: str, path: str | os.PathLike, *, allow_existing: bool
     if not os.access(parent, os.W_OK):
         fail(prog, f"cannot write in {parent} (permission denied)")
     return p
+
+
+def task_from_flag(env_id: str, task: str, split_seed: int, size_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The env kwargs of task ``SPLIT:I`` (e.g. ``train:0``, ``test:3``) of ``env_id``'s seeded
+    task split; ``size_kwargs`` (size, n_arms, n) choose the split's env size."""
+    # envs.tasks imports gymnasium (~0.25 s): imported on use so every script's --help stays fast.
+    from envs.tasks import task_split
+
+    try:
+        split, idx = task.split(":")
+        idx = int(idx)
+    except ValueError:
+        raise UsageError(f"--task must look like train:I or test:I, got {task!r}") from None
+    if split not in ("train", "test"):
+        raise UsageError(f"--task split must be train or test, got {split!r}")
+    size = {k: v for k, v in size_kwargs.items() if k in ("size", "n_arms", "n")}
+    ts = task_split(env_id, seed=split_seed, **size)
+    tasks = getattr(ts, split)
+    if not 0 <= idx < len(tasks):
+        raise UsageError(f"--task {task}: the {split} split has {len(tasks)} tasks")
+    return dict(tasks[idx])
+
+
+def learning_curve_summary(h: Any, bins: int = 10) -> str:
+    """A few lines a script prints about a recorded history: mean return per tenth of the run
+    (and vs the optimum when known)."""
+    # envs.tasks imports gymnasium (~0.25 s): imported on use so every script's --help stays fast.
+    from envs.tasks import optimal_return
+
+    returns = h.episode_returns()
+    E = len(returns)
+    lines = [f"{len(h)} steps, {E} episodes"]
+    meta = h.metadata
+    try:
+        opt = optimal_return(meta["env_id"], **meta.get("env_kwargs", {}))
+        if meta["env_id"] == "hypospace/Bandit-v0":
+            opt = None  # per-pull optimum; returns here are per episode = per pull, shown as is
+    except Exception:
+        opt = None
+    edges = np.linspace(0, E, min(bins, E) + 1).astype(int)
+    lines.append("episodes        mean return" + ("   % of optimal" if opt else ""))
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = float(np.mean(returns[lo:hi]))
+        lines.append(f"{lo:6d}-{hi - 1:<6d}  {m:11.3f}" + (f"   {100 * m / opt:12.1f}" if opt else ""))
+    if opt:
+        lines.append(f"optimal return {opt:.3f}")
+    return "\n".join(lines)

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from experiments.cli import UsageError, check_new_output, fail, write_json_atomic
     from experiments.protocol import FrozenTeacher, UniformRandom, teacher_forced, teacher_from_history
-    from experiments.record import _task_kwargs, learning_curve_summary
+    from experiments.cli import learning_curve_summary, task_from_flag as _task_kwargs
     from learners.provenance import run_info
     from envs.tasks import optimal_return
     from learners import LearningHistory

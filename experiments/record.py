@@ -65,7 +65,7 @@ def build_parser(teacher: str | None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from experiments.cli import check_new_output, config_overrides, fail, parse_kv, UsageError
+    from experiments.cli import check_new_output, config_overrides, fail, parse_kv, task_from_flag, UsageError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         env_kwargs = parse_kv(args.env_kwargs)
         if args.task:
-            env_kwargs = {**_task_kwargs(args.env, args.task, args.split_seed, env_kwargs), **env_kwargs}
+            env_kwargs = {**task_from_flag(args.env, args.task, args.split_seed, env_kwargs), **env_kwargs}
     except UsageError as e:
         p.error(str(e))
     out = check_new_output(PROG, args.out)
@@ -120,28 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     return _run(cli, out, progress=not args.no_progress, resume=False)
 
 
-def _task_kwargs(env_id: str, task: str, split_seed: int, size_kwargs: dict[str, Any]) -> dict[str, Any]:
-    from envs.tasks import task_split
-    from experiments.cli import UsageError
-
-    try:
-        split, idx = task.split(":")
-        idx = int(idx)
-    except ValueError:
-        raise UsageError(f"--task must look like train:I or test:I, got {task!r}") from None
-    if split not in ("train", "test"):
-        raise UsageError(f"--task split must be train or test, got {split!r}")
-    size = {k: v for k, v in size_kwargs.items() if k in ("size", "n_arms", "n")}
-    ts = task_split(env_id, seed=split_seed, **size)
-    tasks = getattr(ts, split)
-    if not 0 <= idx < len(tasks):
-        raise UsageError(f"--task {task}: the {split} split has {len(tasks)} tasks")
-    return dict(tasks[idx])
-
-
 def _run(cli: dict[str, Any], out: Path, *, progress: bool, resume: bool) -> int:
     import envs
-    from experiments.cli import fail
+    from experiments.cli import fail, learning_curve_summary
     from learners.provenance import run_info
     from learners.recorder import Recorder, Segment
     from learners.teachers import make_teacher
@@ -206,30 +187,6 @@ def _newest_frame(obs: Any) -> np.ndarray:
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
-
-def learning_curve_summary(h: Any, bins: int = 10) -> str:
-    """A few lines: mean return per tenth of the run (and vs the optimum when known)."""
-    returns = h.episode_returns()
-    E = len(returns)
-    lines = [f"{len(h)} steps, {E} episodes"]
-    opt = None
-    meta = h.metadata
-    try:
-        from envs.tasks import optimal_return
-
-        opt = optimal_return(meta["env_id"], **meta.get("env_kwargs", {}))
-        if meta["env_id"] == "hypospace/Bandit-v0":
-            opt = None  # per-pull optimum; returns here are per episode = per pull, shown as is
-    except Exception:
-        opt = None
-    edges = np.linspace(0, E, min(bins, E) + 1).astype(int)
-    lines.append("episodes        mean return" + ("   % of optimal" if opt else ""))
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        m = float(np.mean(returns[lo:hi]))
-        lines.append(f"{lo:6d}-{hi - 1:<6d}  {m:11.3f}" + (f"   {100 * m / opt:12.1f}" if opt else ""))
-    if opt:
-        lines.append(f"optimal return {opt:.3f}")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

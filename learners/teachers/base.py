@@ -11,6 +11,7 @@ those into ``--flags`` and ``--help`` text, so a field's help is its documentati
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
@@ -25,6 +26,17 @@ def opt(default: Any, help: str, **kw: Any) -> Any:
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
     return dataclasses.field(default=default, metadata={"help": help, **kw})
+
+
+def finite_number(name: str, value: Any) -> float:
+    """``value`` as a float, or a ValueError naming the config field ``name`` (booleans, strings
+    and non-finite values are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return v
 
 
 class TeacherBase(SampledAgent):

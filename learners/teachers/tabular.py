@@ -32,20 +32,15 @@ import gymnasium as gym
 import numpy as np
 
 from learners.protocols import Transition
-from learners.teachers.base import TeacherBase, opt, register_teacher
+from learners.teachers.base import TeacherBase, finite_number, opt, register_teacher
 
 STEP_SIZES = ("constant", "1/n")
 EXPLORATIONS = ("eps_greedy", "softmax", "count_bonus")
 ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa")
 
 
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return v
+# The bandit teachers still import this name; the public one is learners.teachers.base.finite_number.
+_number = finite_number
 
 
 @dataclass
@@ -64,12 +59,12 @@ class TabularConfig:
     bonus: float = opt(1.0, "count_bonus: bonus scale c >= 0")
 
     def __post_init__(self) -> None:
-        self.gamma = _number("gamma", self.gamma)
-        self.alpha = _number("alpha", self.alpha)
-        self.init = _number("init", self.init)
-        self.epsilon = _number("epsilon", self.epsilon)
-        self.temperature = _number("temperature", self.temperature)
-        self.bonus = _number("bonus", self.bonus)
+        self.gamma = finite_number("gamma", self.gamma)
+        self.alpha = finite_number("alpha", self.alpha)
+        self.init = finite_number("init", self.init)
+        self.epsilon = finite_number("epsilon", self.epsilon)
+        self.temperature = finite_number("temperature", self.temperature)
+        self.bonus = finite_number("bonus", self.bonus)
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
         if not 0.0 < self.alpha <= 1.0:
