@@ -196,16 +196,23 @@ def _curve(study: Study, rung: str, name: str, question: str, variant: str, curv
     return c
 
 
-def _absent_note(ax, study: Study, rung: str, question: str, variant: str, who, absent: list[str]) -> None:
+def _absent_note(ax, study: Study, rung: str, question: str, variant: str, who, absent: list[str],
+                 drawn: set[str] = frozenset()) -> None:
     """Add to the panel's title which of ``who`` the study did not measure here (never drawn as
-    zero), and collect them for the caption. Call after the title is set."""
+    zero), and collect them for the caption; one in ``drawn`` was measured for some seeds only
+    and is drawn from those. Call after the title is set."""
     short = []
     for name in in_order(who):
         c = study.not_done(rung, name, question, variant)
         if c is not None:
-            short.append(f"{name} {c.status}")
             why = f" ({c.reason})" if c.reason else ""
-            absent.append(f"{label(name)} on {study.label(rung)}, {question} {variant}: {c.status}{why}")
+            if name in drawn:
+                short.append(f"{name} partly {c.status}")
+                absent.append(f"{label(name)} on {study.label(rung)}, {question} {variant}: partly {c.status}{why}, "
+                              "drawn from the seeds measured")
+            else:
+                short.append(f"{name} {c.status}")
+                absent.append(f"{label(name)} on {study.label(rung)}, {question} {variant}: {c.status}{why}")
     if short:
         ax.set_title(ax.get_title() + "\nnot measured: " + ", ".join(short), fontsize=7.5)
 
@@ -246,16 +253,16 @@ def _variants(keys, question: str, known: tuple[str, ...]) -> list[str]:
 def _return_panel(ax, study: Study, rung: str, question: str, variant: str, who, T, absent: list[str], *,
                   title: str, xlabel: str) -> None:
     """One panel of return curves: each of ``who`` the study has, then a note of those it did not measure."""
-    drew = False
+    drew = set()
     for name in who:
         c = _curve(study, rung, name, question, variant, "return", T)
         if c:
             _plot_curve(ax, c, name)
-            drew = True
+            drew.add(name)
     if not drew:
         _empty(ax, "no curves")
     ax.set(title=title, xlabel=xlabel, ylabel=RETURN_LABEL)
-    _absent_note(ax, study, rung, question, variant, who, absent)
+    _absent_note(ax, study, rung, question, variant, who, absent, drew)
 
 
 def _rungs_with(study: Study, pred: Callable[[tuple], bool]) -> list[str]:
@@ -311,13 +318,14 @@ def fig_q1_tracking(study: Study) -> Drawn:
         keys = sorted(k for k in study.curves if k[0] == rung and k[2] == "Q1" and k[4] == "kl_bits")
         for key in sorted(keys, key=lambda k: ORDER.index(k[1]) if k[1] in ORDER else len(ORDER)):
             _plot_curve(ax, study.curves[key], key[1])
+        drew = {k[1] for k in keys}
         if not keys:
             _empty(ax, "no KL curves")
         ax.set(title=study.label(rung), xlabel="decile of learning time", ylabel="KL(teacher‖imitator), bits/step")
         ax.set_ylim(bottom=0)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         who = {k[1] for k in study.coverage if k[0] == rung and k[2] == "Q1"}
-        _absent_note(ax, study, rung, "Q1", "now", who, d.absent)
+        _absent_note(ax, study, rung, "Q1", "now", who, d.absent, drew)
         if bound_rungs:
             ax = axes[1, j]
             loss = _curve(study, rung, "mixture", "Q1", "now", "cum_log_loss_bits")
@@ -422,7 +430,8 @@ def fig_q2_headline(study: Study) -> Drawn:
         # one box per panel stays readable: the first variant's absences are written in the panel,
         # an absence in another variant only (not already in the box) goes to the caption
         ax.set(title=study.label(rung))
-        _absent_note(ax, study, rung, "Q2", variants[0], IMITATORS, d.absent)
+        _absent_note(ax, study, rung, "Q2", variants[0], IMITATORS, d.absent,
+                     {k[1] for k in rows if k[0] == rung and k[3] == variants[0]})
         for variant in variants[1:]:
             for name in IMITATORS:
                 c = study.not_done(rung, name, "Q2", variant)

@@ -156,9 +156,11 @@ def load_study(directory: str | Path) -> Study:
         if key in study.summary:
             raise StudyError(f"{w}: duplicate row for {key}")
         n = _float(row["n"], w)
-        study.summary[key] = Interval(_float(row["mean"], w), _float(row["ci_low"], w), _float(row["ci_high"], w),
-                                      int(n) if n is not None and math.isfinite(n) else 0,
-                                      _float(row["iqm"], w, allow_empty=True))
+        # an empty mean or bound is a value the study could not define (a ratio over a zero
+        # denominator; no interval from a single seed): NaN, shown as n/a and never drawn
+        mean, lo, hi = (_float(row[c], w, allow_empty=True) for c in ("mean", "ci_low", "ci_high"))
+        study.summary[key] = Interval(*(math.nan if v is None else v for v in (mean, lo, hi)),
+                                      int(n) if math.isfinite(n) else 0, _float(row["iqm"], w, allow_empty=True))
 
     points: dict[tuple, dict[int, list[tuple[float, float]]]] = {}
     for i, row in _rows(d / "curves.csv", CURVES_COLUMNS):

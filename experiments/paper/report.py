@@ -172,7 +172,8 @@ def write_report(study: Study, drawn: list[Drawn], directory: Path, formats: tup
               "Each cell is the mean [95% interval] of summary.csv's row for that rung, imitator or control, question, "
               "variant, metric and T (percentile intervals, stratified bootstrap over seeds with test tasks as strata). "
               f"*cannot* / *missing*: the cell was not measured (see below); {NOT_APPLICABLE}: the metric does not apply "
-              "to that imitator or control. Returns are fractions of the task's optimal return; KL and log-loss are "
+              "to that imitator or control; n/a: a value the study could not define (no interval from a single seed, "
+              "a ratio over a zero denominator). Returns are fractions of the task's optimal return; KL and log-loss are "
               f"bits per step. {data_line(study)}", ""]
     names = in_order({k[1] for k in study.summary})
     lines += [f"- `{n}`: {MEANINGS[n]}" for n in names if n in MEANINGS] + [""]
