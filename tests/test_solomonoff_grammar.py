@@ -162,3 +162,17 @@ def test_speed_prior_charges_compute():
         assert w == pytest.approx(th_len[p] - np.log2(steps))
     # Thompson sampling (a quadrature per step) is the most expensive program kind
     assert min(s for *_, s in speed.thompson) > max(speed.td["steps"])
+
+
+def test_decimal_literals_read_as_exact_rationals():
+    assert parse_program("QLearning(init=0, alpha=0.5, gamma=0.9, explore=eps_greedy(0.1))") == \
+        parse_program("QLearning(init=0, alpha=1/2, gamma=9/10, explore=eps_greedy(1/10))")
+    p = parse_program("SARSA(init=-0.25, alpha=.75, gamma=1/2, explore=softmax(0.5))")
+    assert (p.init, p.alpha, p.explore.param) == (F(-1, 4), F(3, 4), F(1, 2))
+    # forms that are not numbers of the grammar say which forms are
+    with pytest.raises(ProgramParseError, match=r"fractions \(1/4\) or decimals \(0.25\)"):
+        parse_program("QLearning(init=0, alpha=1e-1, gamma=1/2, explore=greedy)")
+    with pytest.raises(ProgramParseError, match="must be an integer, got 3/2"):
+        parse_program("Constant(1.5)")
+    with pytest.raises(ProgramParseError, match="must be an integer"):
+        parse_program("Cyclic(clock=episode, seq=[1, 0.5])")

@@ -17,7 +17,7 @@ from learners.solomonoff.enumerate import BudgetError
 from learners.solomonoff.parser import ProgramParseError, parse_program
 from learners.errors import HistoryFitError
 from learners.solomonoff.mixture import Mixture
-from learners.solomonoff.probe import probe_histories
+from learners.solomonoff.probe import probe_histories, profile_for_env
 from learners.teachers.base import make_teacher
 
 ENV, KW = "hypospace/DarkRoom-v0", {"size": 4, "goal": [0, 3]}
@@ -124,6 +124,12 @@ def test_queries_and_bad_input(base, history):
                                           teacher_probs=np.full((3, 5), 0.2), final_obs={2: 0})
     with pytest.raises(HistoryFitError, match="states"):
         mix.predict_history(bad_obs)
+    # a truncated step without the observation after it: refused before any step, saying how to fix it
+    no_final = LearningHistory.from_arrays(obs=np.array([0, 1, 2, 0]), action=np.zeros(4, np.int64), reward=np.zeros(4),
+                                           terminated=np.zeros(4, bool), truncated=np.array([0, 1, 0, 1], bool),
+                                           teacher_probs=np.full((4, 5), 0.2), final_obs={3: 1})
+    with pytest.raises(HistoryFitError, match=r"1 of the history's 2 truncated steps \(steps 1\).*final_obs="):
+        mix.predict_history(no_final)
     with pytest.raises(HistoryFitError):
         mix.observe(Transition(0, 7, 0.0, 1, False, False), intervention=False)
     assert mix.n_evidence == 0  # nothing was half-applied
@@ -155,3 +161,12 @@ def test_dedup_adds_weights_and_rarely_merges_distinct_programs(base):
     assert old_classes == base.dedup_stats["explicit_after"]
     assert joint - old_classes <= 0.05 * old_classes
     base.check_bound()
+
+
+def test_time_limit_is_read_from_the_env():
+    """The probes' episode length is the env's own: FrozenLake's registered 100 steps, a Dark Room
+    built with 30 (never an assumed 20)."""
+    assert profile_for_env("FrozenLake-v1").episode_len == 100
+    assert profile_for_env("hypospace/DarkRoom-v0", size=4, episode_len=30).episode_len == 30
+    assert profile_for_env("hypospace/Chain-v0", n=4).episode_len == 20
+    assert profile_for_env("hypospace/Chain-v0", n=6, episode_len=7).episode_len == 7

@@ -231,7 +231,10 @@ class Inference:
         nxt[:-1] = obs[1:]
         done = np.flatnonzero(term | trunc)
         for t in done:
-            nxt[t] = int(np.asarray(history.next_obs(int(t))).reshape(()))
+            try:
+                nxt[t] = int(np.asarray(history.next_obs(int(t))).reshape(()))
+            except KeyError:   # a terminal step's successor is never bootstrapped on (checked above)
+                nxt[t] = obs[t]
         if T and not (term[-1] or trunc[-1]):
             try:
                 nxt[-1] = int(np.asarray(history.next_obs(T - 1)).reshape(()))
@@ -300,6 +303,16 @@ class Inference:
             raise HistoryFitError(f"history observations have shape {obs.shape[1:]}; the grammar needs state indices")
         if len(history) and (obs.min() < 0 or obs.max() >= self.n_states or np.any(obs != np.round(obs))):
             raise HistoryFitError(f"history observations span {obs.min()}..{obs.max()}, the grammar has {self.n_states} states")
+        # a learner bootstraps on the observation after a time-limit truncation: it must be there
+        trunc = np.flatnonzero(np.asarray(history.truncated, dtype=bool) & ~np.asarray(history.terminated, dtype=bool))
+        have = np.asarray(getattr(history, "final_obs_step", np.zeros(0, np.int64)))
+        missing = np.setdiff1d(trunc, have)
+        if missing.size:
+            shown = ", ".join(map(str, missing[:5])) + (", ..." if missing.size > 5 else "")
+            raise HistoryFitError(
+                f"{missing.size} of the history's {trunc.size} truncated steps (steps {shown}) lack the observation "
+                "that followed them, which the mixture's learning programs bootstrap on; record the history with "
+                "learners.recorder (it stores them), or give LearningHistory final_obs={step: observation}")
 
     def condition(self, history: Any, *, progress: bool = False) -> "Inference":
         """Show the mixture a teacher's history (evidence); returns self."""

@@ -1,7 +1,8 @@
 """Reading program source text (as ``printer.program_source`` writes it) back into trees.
 
-Numbers are integers or exact rationals ``p/q``; a decimal literal such as ``0.5`` is read as
-the exact rational it denotes (``1/2``), since every probability of the grammar is rational.
+Numbers are integers, exact rationals ``p/q`` or decimals: a decimal literal such as ``0.5``
+is read as the exact rational it denotes (``1/2``; ``0.1`` is ``1/10``, not the nearest binary
+float), since every parameter of the grammar is rational.
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ class ProgramParseError(ValueError):
     """Program source text that does not parse (the message names the position and the problem)."""
 
 
+NUMBER_FORMS = "numbers are written as integers (3), fractions (1/4) or decimals (0.25)"
 
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+)|(?P<name>[A-Za-z_][A-Za-z_0-9]*'?)|(?P<sym>s'|a'|[-+*/(),=\[\]{}:]))")
+_TOKEN = re.compile(r"\s*(?:(?P<num>\d*\.\d+|\d+\.?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*'?)|(?P<sym>s'|a'|[-+*/(),=\[\]{}:]))")
 
 
 class _Tokens:
@@ -33,7 +35,9 @@ class _Tokens:
                 break
             m = _TOKEN.match(text, pos)
             if not m or m.end() == pos:
-                raise ProgramParseError(f"unexpected character {text[pos:].lstrip()[:1]!r} at position {pos} in {text!r}")
+                c = text[pos:].lstrip()[:1]
+                hint = f" ({NUMBER_FORMS})" if c in ".eE" else ""
+                raise ProgramParseError(f"unexpected character {c!r} at position {pos} in {text!r}{hint}")
             kind = m.lastgroup
             val = m.group(kind)
             self.toks.append((kind, val, m.start(kind)))
@@ -73,14 +77,20 @@ def _parse_number(tk: _Tokens) -> Fraction:
     neg = tk.accept("-")
     t = tk.next()
     if t[0] != "num":
-        raise ProgramParseError(f"expected a number at position {t[2]} in {tk.text!r}, found {t[1]!r}")
-    v = F(int(t[1]))
+        raise ProgramParseError(f"expected a number at position {t[2]} in {tk.text!r}, found {t[1]!r} ({NUMBER_FORMS})")
+    v = F(t[1])
     if tk.accept("/"):
         d = tk.next()
-        if d[0] != "num" or int(d[1]) == 0:
-            raise ProgramParseError(f"expected a non-zero denominator at position {d[2]} in {tk.text!r}")
-        v = v / int(d[1])
+        if d[0] != "num" or F(d[1]) == 0:
+            raise ProgramParseError(f"expected a non-zero denominator at position {d[2]} in {tk.text!r} ({NUMBER_FORMS})")
+        v = v / F(d[1])
     return -v if neg else v
+
+
+def _integer(v: Fraction, what: str, tk: _Tokens) -> int:
+    if v.denominator != 1:
+        raise ProgramParseError(f"{what} must be an integer, got {v} in {tk.text!r}")
+    return int(v)
 
 
 def _parse_atom(tk: _Tokens) -> Expr:
@@ -190,7 +200,8 @@ def _sub(tk: _Tokens, rng: tuple[int, int]) -> _Tokens:
 
 def _done(tk: _Tokens) -> None:
     if tk.peek() is not None:
-        raise tk.error("unexpected text")
+        after_number = tk.i > 0 and tk.toks[tk.i - 1][0] == "num"
+        raise tk.error(f"unexpected text{f' after a number ({NUMBER_FORMS})' if after_number else ''}")
 
 
 def _number_arg(tk: _Tokens) -> Fraction:
@@ -208,7 +219,7 @@ def _int_list(tk: _Tokens) -> tuple[int, ...]:
         t = tk.next()
         if t[0] != "num":
             raise ProgramParseError(f"expected an integer at position {t[2]} in {tk.text!r}")
-        out.append(int(t[1]))
+        out.append(_integer(F(t[1]), "an action of the sequence", tk))
         if tk.accept("]"):
             break
         tk.expect(",")
@@ -287,9 +298,9 @@ def parse_program(text: str) -> Program:
             return Thompson(int(a), int(b))
         if name in ("Constant", "Stochastic"):
             tk.expect("(")
-            vals = [int(_parse_number(tk))]
+            vals = [_integer(_parse_number(tk), f"{name}'s argument", tk)]
             while tk.accept(","):
-                vals.append(int(_parse_number(tk)))
+                vals.append(_integer(_parse_number(tk), f"{name}'s argument", tk))
             tk.expect(")")
             _done(tk)
             if name == "Constant":
@@ -314,15 +325,15 @@ def parse_program(text: str) -> Program:
             table = []
             if not s.accept("}"):
                 while True:
-                    st = _parse_number(s)
+                    st = _integer(_parse_number(s), "a state", s)
                     s.expect(":")
-                    ac = _parse_number(s)
-                    table.append((int(st), int(ac)))
+                    ac = _integer(_parse_number(s), "an action", s)
+                    table.append((st, ac))
                     if s.accept("}"):
                         break
                     s.expect(",")
             _done(s)
-            return Reactive(int(d), int(k), tuple(sorted(table)))
+            return Reactive(_integer(d, "Reactive default", tk), _integer(k, "Reactive k", tk), tuple(sorted(table)))
     except ValueError as e:
         if isinstance(e, ProgramParseError):
             raise

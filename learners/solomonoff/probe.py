@@ -43,6 +43,17 @@ class EnvProfile:
             raise ValueError("a bandit profile has exactly one observation")
 
 
+def time_limit(env: Any) -> int | None:
+    """The env's own time limit: its ``episode_len`` if it has one, else the ``TimeLimit``
+    registered with it (``spec.max_episode_steps``, e.g. FrozenLake's 100), else None (no limit)."""
+    own = getattr(env.unwrapped, "episode_len", None)
+    if own is not None:
+        return int(own)
+    spec = getattr(env, "spec", None)
+    limit = getattr(spec, "max_episode_steps", None)
+    return None if limit is None else int(limit)
+
+
 def profile_for_env(env_id: str, **env_kwargs: Any) -> EnvProfile:
     """The profile of a registered toy env (spaces from the env itself)."""
     import envs  # noqa: F401
@@ -57,7 +68,7 @@ def profile_for_env(env_id: str, **env_kwargs: Any) -> EnvProfile:
         base = env.unwrapped
         if "Bandit" in env_id:
             return EnvProfile(1, A, bandit=True, episode_len=None, can_terminate=True, rewards=(0.0, 1.0))
-        ep_len = int(getattr(base, "episode_len", 20) or 20)
+        ep_len = time_limit(env)
         if "Chain" in env_id:
             rw = (0.0, float(getattr(base, "small_reward", 0.005)), float(getattr(base, "large_reward", 1.0)))
             return EnvProfile(S, A, episode_len=ep_len, can_terminate=False, rewards=rw)
