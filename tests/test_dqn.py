@@ -30,10 +30,7 @@ def test_config_presets_defaults_and_validation():
     assert (c.buffer_size, c.learning_starts, c.train_every, c.target_update_every, c.batch_size, c.lr,
             c.start_epsilon, c.end_epsilon, c.exploration_fraction, c.gamma) == \
         (1_000_000, 80_000, 4, 1_000, 32, 1e-4, 1.0, 0.01, 0.1, 0.99)
-    for name, fields in PRESETS.items():
-        c = DQNConfig(preset=name)
-        assert all(getattr(c, k) == v for k, v in fields.items())
-    c = DQNConfig(preset="smoke", buffer_size=77)
+    c = DQNConfig(preset="smoke", buffer_size=77)  # an explicit field wins over its preset
     assert c.buffer_size == 77 and c.total_steps == PRESETS["smoke"]["total_steps"]
     assert DQNConfig(**dataclasses.asdict(c)) == c  # what teacher_from_history relies on
     for bad in ({"preset": "huge"}, {"lr": 0}, {"gamma": 1.5}, {"batch_size": 0}, {"loss": "l1"},

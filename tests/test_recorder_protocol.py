@@ -13,6 +13,7 @@ import envs
 from experiments.protocol import (FrozenTeacher, UniformRandom, closed_loop, frozen_from_history, score_predictions,
                                   teacher_forced, teacher_from_history)
 from learners import LearningHistory, Transition
+from learners.corpus import ensure_histories, task_jobs
 from learners.recorder import Recorder, Segment, record
 from learners.teachers import make_teacher
 
@@ -247,3 +248,21 @@ def test_record_cli_records_refuses_existing_out_and_resumes(tmp_path):
     r4 = run_cli("--resume", str(out2), "--no-progress")
     assert r4.returncode == 0, r4.stderr
     assert_identical(h, LearningHistory.load(out2))
+
+
+def test_a_corpus_is_recorded_once_into_the_cache(tmp_cache):
+    """``ensure_histories`` records each job into ``$HYPOSPACE_CACHE/histories/<key>`` the first
+    time and reuses it after; the cached history is the one the job records."""
+    tasks = [{"size": 5, "goal": [0, 0]}, {"size": 5, "goal": [4, 1]}]
+    jobs = task_jobs("hypospace/DarkRoom-v0", tasks, teachers=[{"name": "q_learning"}, {"name": "sarsa"}],
+                     seeds_per_task=2, episodes=5, seed=3, salt=1)
+    assert len({j.key() for j in jobs}) == 4 and [j.teacher["name"] for j in jobs] == ["q_learning", "sarsa"] * 2
+    paths = ensure_histories(jobs)
+    assert all(p.parent == tmp_cache / "histories" for p in paths)
+    stamps = [(p / "manifest.json").stat().st_mtime_ns for p in paths]
+    assert ensure_histories(jobs) == paths
+    assert [(p / "manifest.json").stat().st_mtime_ns for p in paths] == stamps  # nothing re-recorded
+    again = jobs[3].record(None)
+    cached = LearningHistory.load(paths[3])
+    for c, v in again.columns().items():
+        assert np.array_equal(np.asarray(v), np.asarray(cached.columns()[c])), c

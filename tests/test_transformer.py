@@ -13,13 +13,8 @@ from learners.transformer.data import DataError, PackedStore, WindowSampler, pac
 from learners.transformer.model import ADTransformer, KVCache, ModelConfig, Tokens
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread is faster than two, and much faster on a loaded machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# These models are tiny: one thread is faster than two, and much faster on a loaded machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(**kw) -> ModelConfig:
