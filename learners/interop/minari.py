@@ -69,7 +69,7 @@ MAIN_FILE = "main_data.hdf5"
 #: Steps per batch of episodes handed to Minari (bounds the memory of an export).
 CHUNK_STEPS = 1 << 16
 #: What a corrupt or hostile dataset can make Minari / h5py raise while reading.
-_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, AssertionError, IndexError, AttributeError,
+_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, AssertionError, IndexError, AttributeError, RuntimeError,
                 json.JSONDecodeError, UnicodeDecodeError, RecursionError, NotImplementedError)
 
 
@@ -458,11 +458,19 @@ def _from_block(raw: dict[str, Any], mpath: Path, top: Path, eps: list[dict[str,
     fo = np.stack(fobs) if fobs else np.zeros((0, *obs_all.shape[1:]), obs_all.dtype)
     final = (np.array(fsteps, np.int64), _cast(fo, dts["obs"], f"{mpath}: final observations"))
     snapshots = _read_snapshots(block["snapshots"], mpath, top, t)
-    return LearningHistory.from_arrays(
+    return _validated(mpath.parent / MAIN_FILE,
         obs=arr["obs"], action=arr["action"], reward=arr["reward"], terminated=arr["terminated"].astype(bool),
         truncated=arr["truncated"].astype(bool), episode=arr["episode"], teacher_probs=arr["teacher_probs"],
         teacher_values=arr.get("teacher_values"), segment=arr["segment"], final_obs=final, snapshots=snapshots,
         metadata=block["metadata"])
+
+
+def _validated(main: Path, **columns: Any) -> LearningHistory:
+    """``LearningHistory.from_arrays`` whose validation errors name the dataset file they came from."""
+    try:
+        return LearningHistory.from_arrays(**columns)
+    except HistoryError as e:
+        raise HistoryError(f"{main}: {e}") from None
 
 
 def _read_snapshots(entries: list[Any], mpath: Path, top: Path, T: int) -> dict[int, dict[str, np.ndarray]]:
@@ -545,7 +553,7 @@ def _from_foreign(raw: dict[str, Any], mpath: Path, top: Path, name: str, eps: l
         final = (np.array(fsteps, np.int64), np.stack(fobs).astype(obs_all.dtype))
     except ValueError as e:
         raise HistoryError(f"{mpath.parent / MAIN_FILE}: observations of different shapes across episodes ({e})") from None
-    return LearningHistory.from_arrays(
+    return _validated(mpath.parent / MAIN_FILE,
         obs=obs_all, action=arr["action"], reward=arr["reward"], terminated=arr["terminated"],
         truncated=arr["truncated"], episode=arr["episode"], teacher_probs=placeholder_probs(arr["action"], A),
         final_obs=final, metadata=metadata)
