@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from learners.errors import CheckpointError
+from learners.files import read_json
 
 _STATE = "state.json"
 _FORMAT = "hypospace.checkpoint/1"
@@ -99,10 +100,7 @@ def load_state(directory: str | os.PathLike, *, mmap: bool = False) -> Any:
             d = old
         else:
             raise CheckpointError(f"{directory}: no checkpoint ({_STATE} missing)")
-    try:
-        meta = json.loads((d / _STATE).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{d / _STATE}: corrupt ({e})") from None
+    meta = read_json(d / _STATE, CheckpointError)
     if meta.get("format") != _FORMAT:
         raise CheckpointError(f"{d / _STATE}: not a hypospace checkpoint")
 

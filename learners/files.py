@@ -48,6 +48,18 @@ def to_jsonable(x: Any) -> Any:
     return repr(x)
 
 
+def read_json(path: str | os.PathLike, error: type[Exception], *, missing: str | None = None) -> Any:
+    """The JSON value in ``path``, or the caller's ``error`` in one line naming the file:
+    ``missing`` (default ``"<path>: missing"``) when there is no file, "corrupt" when it is not JSON."""
+    p = Path(path)
+    if not p.exists():
+        raise error(missing or f"{p}: missing")
+    try:
+        return json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{p}: corrupt, not valid JSON ({e})") from None
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int | None = 1, sort_keys: bool = False) -> Path:
     """Write JSON to a temporary name in the same directory, fsync, then rename: a reader sees
     the old file or the whole new one, never half of it."""
@@ -62,4 +74,4 @@ def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int | None =
     return p
 
 
-__all__ = ["sha256_file", "json_value", "to_jsonable", "write_json_atomic"]
+__all__ = ["sha256_file", "json_value", "to_jsonable", "read_json", "write_json_atomic"]

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from learners.files import sha256_file, to_jsonable
+from learners.files import read_json, sha256_file, to_jsonable
 from learners.history import CANONICAL_DTYPE, OPTIONAL, REQUIRED, SPARSE, STEP_COLUMNS, HistoryError, LearningHistory
 
 FORMAT = "hypospace.LearningHistory"
@@ -162,13 +162,8 @@ def load_history(directory: str | os.PathLike, *, verify: bool = True, mmap: boo
     mpath = d / MANIFEST
     if not d.is_dir():
         raise HistoryError(f"{d}: no such history directory")
-    if not mpath.exists():
-        hint = " (an unfinished .partial run?)" if d.name.endswith(".partial") else ""
-        raise HistoryError(f"{mpath}: missing manifest{hint}")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise HistoryError(f"{mpath}: not valid JSON ({e})") from None
+    hint = " (an unfinished .partial run?)" if d.name.endswith(".partial") else ""
+    manifest = read_json(mpath, HistoryError, missing=f"{mpath}: missing manifest{hint}")
     if manifest.get("format") != FORMAT:
         raise HistoryError(f"{mpath}: field 'format' is {manifest.get('format')!r}, expected {FORMAT!r}")
     if manifest.get("version") != FORMAT_VERSION:

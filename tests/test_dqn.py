@@ -24,6 +24,16 @@ def darkroom_teacher(seed=0, goal=(2, 7), **kw):
     return env, make_teacher("dqn", env.observation_space, env.action_space, seed=seed, **opts)
 
 
+def drive(env, t, obs, n):
+    """``n`` steps of ``t`` acting and learning in ``env`` from ``obs``; returns the last observation."""
+    for _ in range(n):
+        a = t.act(obs)
+        nxt, r, term, trunc, _ = env.step(a)
+        t.observe(Transition(obs, a, r, nxt, term, trunc))
+        obs = env.reset()[0] if term or trunc else nxt
+    return obs
+
+
 def test_config_presets_defaults_and_validation():
     c = DQNConfig(preset="paper")
     # CleanRL dqn_atari defaults.
@@ -125,12 +135,7 @@ def test_dqn_learns_darkroom_one_hot():
     for goal in [(2, 7), (8, 3)]:
         env, t = darkroom_teacher(seed=0, goal=goal)
         assert t.kind == "onehot" and t.stack == 1
-        obs, _ = env.reset(seed=0)
-        for _ in range(3000):
-            a = t.act(obs)
-            nxt, r, term, trunc, _ = env.step(a)
-            t.observe(Transition(obs, a, r, nxt, term, trunc))
-            obs = env.reset()[0] if term or trunc else nxt
+        drive(env, t, env.reset(seed=0)[0], 3000)
         obs, _ = env.reset()
         ret = 0.0
         for _ in range(20):
@@ -186,21 +191,12 @@ def test_weights_snapshot_round_trip_and_state_resume():
 def test_transplant_policies():
     env, t = darkroom_teacher(seed=0, total_steps=400, on_switch_buffer="clear", on_switch_epsilon="restart",
                               on_switch_optimizer="reset")
-    obs, _ = env.reset(seed=0)
-    for _ in range(250):
-        a = t.act(obs)
-        nxt, r, term, trunc, _ = env.step(a)
-        t.observe(Transition(obs, a, r, nxt, term, trunc))
-        obs = env.reset()[0] if term or trunc else nxt
+    obs = drive(env, t, env.reset(seed=0)[0], 250)
     eps_before, updates = t.epsilon, t.n_updates
     assert updates > 0 and t.replay.size == 250
     t.begin_segment(1)
     assert t.replay.size == 0 and t.epsilon == 1.0 and len(t.optimizer.state) == 0
-    for _ in range(150):  # refills learning_starts steps before training again
-        a = t.act(obs)
-        nxt, r, term, trunc, _ = env.step(a)
-        t.observe(Transition(obs, a, r, nxt, term, trunc))
-        obs = env.reset()[0] if term or trunc else nxt
+    drive(env, t, obs, 150)  # refills learning_starts steps before training again
     assert t.n_updates == updates and eps_before < 1.0
 
 

@@ -1,7 +1,7 @@
 """Uniform experience replay that stores each frame once and rebuilds frame stacks by index.
 
 A stacked Atari observation is 4 frames of 84x84 uint8; storing stacks (and next stacks) for
-10^6 transitions would take ~28 GB (DESIGN.md). Here every step ``t`` stores only the newest
+10^6 transitions would take ~28 GB. Here every step ``t`` stores only the newest
 frame of ``obs[t]`` in slot ``t % slots``; the stack of ``obs[t]`` is rows ``t-k+1 .. t``
 clamped to the first row of its episode (gymnasium's ``FrameStackObservation`` pads a new
 episode with its reset frame, which is exactly what the clamp reproduces), and the stack of

@@ -1,7 +1,7 @@
 """Tabular TD teachers: ``q_learning``, ``sarsa`` and ``expected_sarsa``.
 
-The exact semantics (which the Solomonoff mixture reproduces program by program) are those of
-``notes/teacher_semantics.md``; in short, for a Discrete observation ``s`` and A actions:
+The exact semantics, which the Solomonoff mixture reproduces program by program, for a Discrete
+observation ``s`` and A actions:
 
 * state: ``Q`` float64 ``[S, A]`` initialised to ``init`` (optimistic if > 0) and ``N`` int64
   ``[S, A]``, the number of updates of each (s, a);

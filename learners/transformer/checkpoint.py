@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from learners.checkpoint import load_state, save_state
 from learners.errors import CheckpointError
-from learners.files import sha256_file, to_jsonable, write_json_atomic
+from learners.files import read_json, sha256_file, to_jsonable, write_json_atomic
 from learners.transformer.model import ADTransformer, ModelConfig
 
 FORMAT = "hypospace.transformer.checkpoint/2"
@@ -111,12 +111,7 @@ def load_train_state(directory: Path) -> dict[str, Any]:
 def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     d = Path(directory)
     mp = d / META
-    if not mp.exists():
-        raise CheckpointError(f"{d}: not a checkpoint ({META} missing)")
-    try:
-        meta = json.loads(mp.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{mp}: corrupt ({e})") from None
+    meta = read_json(mp, CheckpointError, missing=f"{d}: not a checkpoint ({META} missing)")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{mp}: format {meta.get('format')!r}, expected {FORMAT!r}")
     return meta

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from learners.files import sha256_file
+from learners.files import read_json, sha256_file
 from learners.history import LearningHistory
 from learners.transformer.model import Tokens
 
@@ -206,12 +206,7 @@ class PackedStore:
     def open(cls, path: str | os.PathLike, *, verify: bool = False) -> "PackedStore":
         p = Path(path)
         mpath = p / "manifest.json"
-        if not mpath.exists():
-            raise DataError(f"{p}: not a packed store (manifest.json missing)")
-        try:
-            m = json.loads(mpath.read_text())
-        except json.JSONDecodeError as e:
-            raise DataError(f"{mpath}: corrupt ({e})") from None
+        m = read_json(mpath, DataError, missing=f"{p}: not a packed store (manifest.json missing)")
         if m.get("format") != PACK_FORMAT:
             raise DataError(f"{mpath}: format {m.get('format')!r}, expected {PACK_FORMAT!r}")
         arrs = {}
