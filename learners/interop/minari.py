@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -93,6 +94,12 @@ def _datasets_path(path: Path) -> Iterator[None]:
             os.environ.pop(ENV_VAR, None)
         else:
             os.environ[ENV_VAR] = old
+
+
+def _block_digest(block: Mapping[str, Any]) -> str:
+    """sha256 of the block's canonical JSON without its own digest (metadata.json has no other check)."""
+    body = json.dumps({k: v for k, v in block.items() if k != "block_sha256"}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def _check_dataset_id(dataset_id: str) -> None:
@@ -245,6 +252,7 @@ def to_minari(history: LearningHistory, dataset_id: str, *, root: str | os.PathL
                 block["snapshots"].append({"step": int(s), "file": name, "sha256": sha256_file(tmp_dir / name)})
             # HDF5 keeps no checksums of its own: a flipped byte would otherwise import silently.
             block["data_sha256"] = sha256_file(tmp_dir / DATA_DIR / MAIN_FILE)
+            block["block_sha256"] = _block_digest(block)
             ds.storage.update_metadata({BLOCK: block})
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
@@ -314,8 +322,9 @@ def _as_array(x: Any, where: str) -> np.ndarray:
 def from_minari(source: str | os.PathLike, *, root: str | os.PathLike | None = None, verify: bool = True) -> LearningHistory:
     """Read a Minari dataset (a directory, or an id under ``minari_root(root)``) as a history.
 
-    ``verify``: check the sha256 an exported dataset records of its episode file (and always of
-    its snapshots); a dataset edited since (even by Minari's own tools) is then refused."""
+    ``verify``: check the sha256 an exported dataset records of its episode file and of its
+    ``hypospace`` block (snapshots are always checked); a dataset edited since (even by Minari's
+    own tools) is then refused."""
     top, name = _resolve(source, root)
     data = top / DATA_DIR
     mpath = data / METADATA_FILE
@@ -335,6 +344,8 @@ def from_minari(source: str | os.PathLike, *, root: str | os.PathLike | None = N
         digest = raw[BLOCK].get("data_sha256") if isinstance(raw[BLOCK], dict) else None
         if not isinstance(digest, str):
             raise HistoryError(f"{mpath}: field '{BLOCK}.data_sha256' missing")
+        if raw[BLOCK].get("block_sha256") != _block_digest(raw[BLOCK]):
+            raise HistoryError(f"{mpath}: field '{BLOCK}' does not match its 'block_sha256' (edited since export)")
         if sha256_file(data / MAIN_FILE) != digest:
             raise HistoryError(f"{data / MAIN_FILE}: sha256 does not match '{BLOCK}.data_sha256' (modified since export)")
     ds, eps = _episodes(data)
