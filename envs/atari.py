@@ -28,10 +28,15 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from typing import Any
 
+import ale_py  # importing it also registers the ALE/ ids with gymnasium
 import gymnasium as gym
 import numpy as np
+from ale_py import roms
+from ale_py.registration import rom_id_to_name
+from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
 #: The protocol's settings (documented in the module docstring).
 PROTOCOL = {
@@ -61,10 +66,6 @@ def _rom_id(game: str) -> str:
 
 def known_games() -> list[str]:
     """CamelCase names of the games ale-py can run as ``ALE/<Game>-v5``."""
-    from ale_py import roms
-
-    from ale_py.registration import rom_id_to_name
-
     return sorted(rom_id_to_name(r) for r in roms.get_all_rom_ids())
 
 
@@ -101,8 +102,6 @@ class AtariProtocol(gym.Wrapper):
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
-        import ale_py
-
         self.ale.restoreState(ale_py.ALEState(np.asarray(state["ale"], dtype=np.uint8).tobytes()))
         base = self.env.unwrapped
         if state.get("np_random") is not None:
@@ -140,9 +139,6 @@ def make_atari(
         raise AtariError(f"{env_id!r} is not an Atari id of the form ALE/<Game>-v5 (e.g. ALE/Breakout-v5)")
     game = m.group(1)
     rom = _rom_id(game)
-    import ale_py  # noqa: F401  (registers the ALE/ ids)
-    from ale_py import roms
-
     if rom not in roms.get_all_rom_ids():
         close = [g for g in known_games() if g.lower().startswith(game.lower()[:3])]
         hint = f"; did you mean {', '.join(close[:5])}?" if close else ""
@@ -152,8 +148,6 @@ def make_atari(
     if int(frame_stack) < 1:
         raise AtariError(f"frame_stack must be >= 1, got {frame_stack}")
     roms_dir = os.environ.get("ALE_ROMS_DIR") or os.path.dirname(roms.__file__)
-    import warnings
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -163,12 +157,10 @@ def make_atari(
                          f"({' '.join(str(e).split())}); reinstall ale-py or set ALE_ROMS_DIR") from None
     if path is None or not os.path.exists(path):
         raise AtariError(f"ROM for {game!r} ({rom}.bin) not found in {roms_dir}; reinstall ale-py or set ALE_ROMS_DIR")
-    try:
+    try:  # here, not at the top: a missing OpenCV is reported as a one-line AtariError
         import cv2  # noqa: F401
     except ImportError:
         raise AtariError("Atari preprocessing needs OpenCV: pip install opencv-python-headless") from None
-
-    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
     base = gym.make(
         env_id,

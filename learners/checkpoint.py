@@ -123,7 +123,7 @@ def load_state(directory: str | os.PathLike, *, mmap: bool = False) -> Any:
             if "__array__" in x:
                 return arr(x["__array__"])
             if "__tensor__" in x:
-                import torch
+                import torch  # on use: tabular runs resume without paying torch's ~2 s import
 
                 a = np.array(arr(x["__tensor__"]))
                 t = torch.from_numpy(a)

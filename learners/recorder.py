@@ -27,6 +27,9 @@ from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
+from tqdm import tqdm
+
+import envs
 
 from learners.checkpoint import load_state, save_state
 from learners.history import LearningHistory
@@ -157,8 +160,6 @@ class Recorder:
         self.user_metadata = dict(metadata or {})
         self.overwrite = overwrite
         if env_factory is None:
-            import envs
-
             env_factory = envs.make
         self.env_factory = env_factory
 
@@ -209,8 +210,6 @@ class Recorder:
             obs = None
             pbar = None
             if progress:
-                from tqdm import tqdm
-
                 pbar = tqdm(total=total_steps, initial=t, unit="step", desc="record", dynamic_ncols=True,
                             unit_scale=True, mininterval=0.5) if total_steps else \
                     tqdm(total=self._total_episodes(), initial=episode, unit="ep", desc="record", dynamic_ncols=True)

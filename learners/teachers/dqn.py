@@ -39,6 +39,7 @@ torch is imported lazily (the teacher registry, and every ``--help``, stay light
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -239,8 +240,6 @@ class DQN(TeacherBase):
 
     def __deepcopy__(self, memo: dict) -> "DQN":
         """A full copy (networks, optimizer, replay, RNGs) without the attached logger."""
-        import copy
-
         new = object.__new__(type(self))
         memo[id(self)] = new
         for k, v in self.__dict__.items():
