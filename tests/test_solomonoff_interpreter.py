@@ -52,9 +52,10 @@ def _run(engine, agents, probe):
     return worst
 
 
-@pytest.mark.parametrize("S,A,bandit,budget", [(5, 3, False, 17), (4, 2, False, 16), (1, 4, True, 15)])
-def test_td_engine_equals_reference(S, A, bandit, budget):
-    g = Grammar(S, A, bandit=bandit)
+@pytest.mark.parametrize("S,A,bandit,budget,variants", [(5, 3, False, 17, ()), (4, 2, False, 16, ()), (1, 4, True, 15, ()),
+                                                        (3, 3, False, 17, ("act_first",))])
+def test_td_engine_equals_reference(S, A, bandit, budget, variants):
+    g = Grammar(S, A, bandit=bandit, variants=variants)
     sp = enumerate_programs(g, budget, kinds=["TD"])
     rng = np.random.default_rng(S * 10 + A)
     idx = rng.choice(sp.n_td, size=min(150, sp.n_td), replace=False)
@@ -62,6 +63,8 @@ def test_td_engine_equals_reference(S, A, bandit, budget):
     eng = TDEngine(g, t, v, SM)
     assert eng.n_tables < idx.size or bandit  # programs share tables
     progs = [sp.td_program(i) for i in idx[eng.variant_order]]
+    if variants:   # both orders of acting and updating are exercised
+        assert 20 <= sum(p.act_first for p in progs) <= len(progs) - 20
     agents = [ProgramAgent(p, g, smoothing=SM) for p in progs]
     prof = EnvProfile(S, A, bandit=bandit, episode_len=None if bandit else 6, can_terminate=True, rewards=(0.0, 0.5, 1.0))
     probe = probe_histories(prof, n=1, length=500, seed=3)[0]

@@ -65,20 +65,23 @@ def test_vexp_property(x):
     assert abs(o[0] - np.exp(x)) <= 2 * np.spacing(np.exp(x))
 
 
-def _engines(S, A, budget, seed, table_block=None):
-    g = Grammar(S, A)
+def _engines(S, A, budget, seed, table_block=None, variants=()):
+    g = Grammar(S, A, variants=variants)
     sp = enumerate_programs(g, budget, kinds=["TD"])
     idx = np.random.default_rng(seed).choice(sp.n_td, size=min(3000, sp.n_td), replace=False)
     t, v = td_arrays_from_space(sp, idx)
     return TDEngine(g, t, v, SM, backend="numpy"), TDEngine(g, t, v, SM, backend="numba", table_block=table_block)
 
 
-@pytest.mark.parametrize("S,A,budget,threads", [(6, 5, 19, 1), (4, 2, 17, 1), (5, 3, 18, 2), (2, 11, 17, 2)])
-def test_compiled_engine_equals_numpy_engine(S, A, budget, threads):
+@pytest.mark.parametrize("S,A,budget,threads,variants", [(6, 5, 19, 1, ()), (4, 2, 17, 1, ()), (5, 3, 18, 2, ()),
+                                                         (2, 11, 17, 2, ()), (3, 4, 18, 2, ("act_first",))])
+def test_compiled_engine_equals_numpy_engine(S, A, budget, threads, variants):
     """Every entry point of the compiled engine (the fused ``step``; ``mix_and_evidence`` then
     ``advance``; ``mix_logw``, ``add_loglik``, ``advance``) against the numpy engine."""
-    ref, fast = _engines(S, A, budget, S * A, table_block=64)   # several table blocks, split between threads
+    ref, fast = _engines(S, A, budget, S * A, table_block=64, variants=variants)   # several blocks, split between threads
     assert fast.k_nblocks > 4
+    if variants:   # act-first Q-learning / expected SARSA tables: deferred without a Q(s',a') term
+        assert np.any(fast.deferred & (fast.cn == 0))
     fast.set_threads(threads)
     assert {"eps", "softmax", "count_bonus"} <= set(fast.groups)
     prof = EnvProfile(S, A, episode_len=7, can_terminate=True, rewards=(0.0, 0.5, 1.0))

@@ -25,14 +25,14 @@ members come with it, which only adds hypotheses (the Kraft sum stays <= 1).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Sequence
 
 import numpy as np
 
 from learners.solomonoff.grammar import Grammar
-from learners.solomonoff.prefix_code import KIND_TAG, explore_bits, iter_exprs
+from learners.solomonoff.prefix_code import KIND_TAG, codes_order, explore_bits, iter_exprs
 from learners.solomonoff.syntax import (TD, UCB1, Constant, Explore, Leaf, LinearTarget, Stochastic, Thompson,
                                         expr_has_gamma, linear_form)
 from theory import codes as C
@@ -137,7 +137,8 @@ class ProgramSpace:
         tree = P.trees[int(d["target"][i])]
         g = int(d["gamma_code"][i])
         return TD(P.inits[int(d["init"][i])], P.alphas[int(d["alpha"][i])], tree,
-                  P.gammas[g] if g >= 0 else None, P.explores[int(d["explore"][i])])
+                  P.gammas[g] if g >= 0 else None, P.explores[int(d["explore"][i])],
+                  P.forms[int(d["form"][i])].act_first)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -200,12 +201,18 @@ def _td_parts(g: Grammar, max_part: dict[str, float]) -> TDParts:
         f = linear_form(tree)
         if g.bandit:
             f = f.terminal_only()
-        fid = forms.setdefault(f, len(forms))
-        key = (fid, expr_has_gamma(tree), b)
-        if key in items:
-            items[key][1] += 1
-        else:
-            items[key] = [tree, 1]
+        # with the act-first variant, a target without Q(s',a') is followed by its order bit
+        # (the item's bits include it): update first ('0') or act first ('1')
+        variants = [(f, b)]
+        if codes_order(tree, g.orders):
+            variants = [(f, b + 1), (replace(f, act_first=True), b + 1)] if b + 1 <= max_part["target"] else []
+        for fv, bv in variants:
+            fid = forms.setdefault(fv, len(forms))
+            key = (fid, expr_has_gamma(tree), bv)
+            if key in items:
+                items[key][1] += 1
+            else:
+                items[key] = [tree, 1]
     keys = sorted(items, key=lambda k: (k[2], k[0], k[1]))
     return TDParts(
         inits=list(inits), init_bits=ib, alphas=list(alphas), alpha_bits=ab,

@@ -64,6 +64,9 @@ from learners.solomonoff.printer import program_source
 from learners.solomonoff.syntax import TD, UCB1, Constant, Cyclic, Program, Reactive, Stochastic, Thompson
 from theory import codes as C
 
+#: The implementation variants a grammar may hold (``Grammar.variants``).
+VARIANTS = ("act_first",)
+
 
 @dataclass(frozen=True)
 class Grammar:
@@ -71,11 +74,20 @@ class Grammar:
 
     ``bandit``: every step ends an episode (one pull per episode); then UCB1 and Thompson are
     available, a Reactive table or an episode clock would be a constant, and the TD bootstrap
-    terms always vanish. ``episodic``: episodes end (so the episode clock means something)."""
+    terms always vanish. ``episodic``: episodes end (so the episode clock means something).
+
+    ``variants``: implementation variants of the TD programs this grammar also holds (opt-in,
+    so that the code lengths of the plain grammar, and every figure measured on it, stay put):
+
+    * ``"act_first"`` -- the order of acting and updating. TD programs whose target has no
+      ``Q(s',a')`` term carry one more bit: '0' updates then draws the next action (the
+      textbook's Q-learning / expected SARSA), '1' draws the next action from the values
+      before the update (as in SARSA-shaped loops applied to the other targets)."""
 
     n_states: int
     n_actions: int
     bandit: bool = False
+    variants: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.n_actions < 2:
@@ -84,6 +96,16 @@ class Grammar:
             raise ValueError(f"a grammar needs at least 1 state, got {self.n_states}")
         if self.bandit and self.n_states != 1:
             raise ValueError("the bandit grammar has one observation")
+        unknown = set(self.variants) - set(VARIANTS)
+        if unknown:
+            raise ValueError(f"unknown grammar variants {sorted(unknown)} (variants: {', '.join(VARIANTS)})")
+        if self.bandit and self.variants:
+            raise ValueError("a bandit's steps all end an episode: the TD variants do not apply to it")
+
+    @property
+    def orders(self) -> bool:
+        """TD programs code the order of acting and updating (the ``act_first`` variant)."""
+        return "act_first" in self.variants
 
     # ---- which kinds exist -------------------------------------------------------------------
     def kinds(self) -> tuple[str, ...]:
@@ -107,7 +129,7 @@ class Grammar:
         self.check(p)
         k = len(KIND_TAG[type(p).__name__])
         if isinstance(p, TD):
-            return td_bits(p)
+            return td_bits(p, self.orders)
         if isinstance(p, UCB1):
             return k + C.positive_rational_bits(p.c)
         if isinstance(p, Thompson):
@@ -147,6 +169,8 @@ class Grammar:
         if kind not in self.kinds():
             raise ValueError(f"{kind} programs are not part of the grammar for {self.n_states} state(s)"
                              + (" (bandit)" if self.bandit else ""))
+        if isinstance(p, TD) and p.act_first and not self.orders:
+            raise ValueError("act_first programs are part of a grammar with variants=('act_first',)")
         A = self.n_actions
 
         def act(a: int) -> None:
@@ -190,11 +214,11 @@ class Grammar:
         """The code word of a program whose lengths are all integers (Reactive/Cyclic/Constant
         and Stochastic use uniform choices of log2 n bits and have no finite binary word here)."""
         self.check(p)
-        return encode_program(p)
+        return encode_program(p, self.orders)
 
     def decode(self, bits: str, pos: int = 0) -> tuple[Program, int]:
         """Inverse of ``encode`` for TD / UCB1 / Thompson programs."""
-        return decode_program(bits, pos)
+        return decode_program(bits, pos, self.orders)
 
     # ---- source ------------------------------------------------------------------------------
     def source(self, p: Program) -> str:

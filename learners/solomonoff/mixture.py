@@ -87,10 +87,11 @@ class Mixture(HypothesisBuilding, Inference, Queries):
     @classmethod
     def for_env(cls, env_id: str, max_bits: float, *, env_kwargs: dict[str, Any] | None = None, max_kt: float | None = None,
                 prior: str = "length", part_budgets: dict[str, float] | None = None, kinds: Sequence[str] | None = None,
-                kind_budgets: dict[str, float] | None = None, **kw: Any) -> "Mixture":
-        """The mixture for a registered toy env: grammar and probe profile from the env's spaces."""
+                kind_budgets: dict[str, float] | None = None, variants: Sequence[str] = (), **kw: Any) -> "Mixture":
+        """The mixture for a registered toy env: grammar and probe profile from the env's spaces
+        (``variants``: the grammar's implementation variants, ``Grammar.variants``)."""
         profile = profile_for_env(env_id, **(env_kwargs or {}))
-        grammar = Grammar(profile.n_states, profile.n_actions, bandit=profile.bandit)
+        grammar = Grammar(profile.n_states, profile.n_actions, bandit=profile.bandit, variants=tuple(variants))
         space = enumerate_programs(grammar, max_bits, max_kt=max_kt, prior=prior, part_budgets=part_budgets, kinds=kinds,
                                    kind_budgets=kind_budgets)
         return cls(space, profile=profile, **kw)

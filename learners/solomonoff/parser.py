@@ -256,7 +256,7 @@ def parse_program(text: str) -> Program:
     name = head[1]
     try:
         if name in ("TD", "QLearning", "SARSA", "ExpectedSARSA"):
-            kw = _parse_kwargs(tk, ("init", "alpha", "target", "gamma", "explore"), name)
+            kw = _parse_kwargs(tk, ("init", "alpha", "target", "gamma", "explore", "order"), name)
             _done(tk)
             for req in ("init", "alpha", "explore"):
                 if req not in kw:
@@ -283,7 +283,13 @@ def parse_program(text: str) -> Program:
             if not expr_has_gamma(target) and gamma is not None:
                 raise ProgramParseError(f"{name}: gamma given but the target has no g-term in {text!r}")
             explore = _explore_arg(_sub(tk, kw["explore"]))
-            return TD(init, alpha, target, gamma, explore)
+            act_first = False
+            if "order" in kw:
+                o = _sub(tk, kw["order"]).toks
+                if len(o) != 1 or o[0][1] not in ("act_first", "update_first"):
+                    raise ProgramParseError(f"{name}: order is act_first or update_first in {text!r}")
+                act_first = o[0][1] == "act_first"
+            return TD(init, alpha, target, gamma, explore, act_first)
         if name == "UCB1":
             kw = _parse_kwargs(tk, ("c",), name)
             _done(tk)

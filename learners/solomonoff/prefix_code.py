@@ -132,20 +132,38 @@ def explore_decode(bits: str, pos: int) -> tuple[Explore, int]:
 # =============================================================================================
 # Programs with integer-length code words (TD, UCB1, Thompson)
 # =============================================================================================
-def td_bits(p: TD) -> int:
-    """Description length of a TD program (its kind word included)."""
+def codes_order(target: Expr, orders: bool) -> bool:
+    """Whether a TD program's code has an order word: in a grammar with the act-first variant
+    (``orders``), for targets without ``Q(s',a')`` (those always act first)."""
+    return orders and not _has_next(target)
+
+
+def _has_next(e: Expr) -> bool:
+    if isinstance(e, Leaf):
+        return e.name == "next"
+    if isinstance(e, (Add, Sub)):
+        return _has_next(e.left) or _has_next(e.right)
+    return False
+
+
+def td_bits(p: TD, orders: bool = False) -> int:
+    """Description length of a TD program (its kind word included); ``orders``: the grammar
+    codes the order of acting and updating ('0' update first, '1' act first; one bit)."""
     return (len(KIND_TAG["TD"]) + C.signed_rational_bits(p.init)
             + (1 if p.alpha is None else 1 + C.unit_rational_bits(p.alpha))
-            + expr_bits(p.target) + (0 if p.gamma is None else C.unit_rational_bits(p.gamma)) + explore_bits(p.explore))
+            + expr_bits(p.target) + (1 if codes_order(p.target, orders) else 0)
+            + (0 if p.gamma is None else C.unit_rational_bits(p.gamma)) + explore_bits(p.explore))
 
 
-def encode_program(p: Program) -> str:
+def encode_program(p: Program, orders: bool = False) -> str:
     """The code word of a TD / UCB1 / Thompson program (the other kinds use uniform choices
     of log2 n bits, arithmetic-coded, and have no finite binary word here)."""
     tag = KIND_TAG[type(p).__name__]
     if isinstance(p, TD):
+        order = ("1" if p.act_first else "0") if codes_order(p.target, orders) else ""
         return (tag + C.signed_rational_encode(p.init) + ("1" if p.alpha is None else "0" + C.unit_rational_encode(p.alpha))
-                + expr_encode(p.target) + ("" if p.gamma is None else C.unit_rational_encode(p.gamma)) + explore_encode(p.explore))
+                + expr_encode(p.target) + order + ("" if p.gamma is None else C.unit_rational_encode(p.gamma))
+                + explore_encode(p.explore))
     if isinstance(p, UCB1):
         return tag + C.positive_rational_encode(p.c)
     if isinstance(p, Thompson):
@@ -153,7 +171,7 @@ def encode_program(p: Program) -> str:
     raise ValueError(f"{type(p).__name__} uses uniform (arithmetic-coded) choices; use Grammar.bits()")
 
 
-def decode_program(bits: str, pos: int = 0) -> tuple[Program, int]:
+def decode_program(bits: str, pos: int = 0, orders: bool = False) -> tuple[Program, int]:
     """Inverse of ``encode_program``."""
     if bits.startswith(KIND_TAG["TD"], pos):
         init, p = C.signed_rational_decode(bits, pos + 1)
@@ -164,11 +182,16 @@ def decode_program(bits: str, pos: int = 0) -> tuple[Program, int]:
         else:
             alpha, p = C.unit_rational_decode(bits, p + 1)
         target, p = expr_decode(bits, p)
+        act_first = False
+        if codes_order(target, orders):
+            if p >= len(bits):
+                raise C.CodeError("truncated program")
+            act_first, p = bits[p] == "1", p + 1
         gamma = None
         if expr_has_gamma(target):
             gamma, p = C.unit_rational_decode(bits, p)
         explore, p = explore_decode(bits, p)
-        return TD(init, alpha, target, gamma, explore), p
+        return TD(init, alpha, target, gamma, explore, act_first), p
     if bits.startswith(KIND_TAG["UCB1"], pos):
         c, p = C.positive_rational_decode(bits, pos + 3)
         return UCB1(c), p

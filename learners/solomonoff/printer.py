@@ -71,6 +71,8 @@ def program_source(p: Program) -> str:
         if p.gamma is not None:
             args.append(f"gamma={frac_source(p.gamma)}")
         args.append(f"explore={explore_source(p.explore)}")
+        if p.act_first:
+            args.append("order=act_first")
         return f"{p.name}({', '.join(args)})"
     if isinstance(p, UCB1):
         return f"UCB1(c={frac_source(p.c)})"

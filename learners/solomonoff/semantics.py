@@ -67,7 +67,7 @@ class ProgramAgent(SampledAgent):
             f: LinearTarget = p.form
             self.coef = tuple(float(c) for c in f.as_tuple())
             self.gamma = float(p.gamma) if p.gamma is not None else 0.0
-            self.deferred = bool(f.next)
+            self.deferred = f.waits_for_next_action   # SARSA's targets, and the act-first order
             self.alpha = None if p.alpha is None else float(p.alpha)
             self.kind = p.explore.kind
             self.param = None if p.explore.param is None else float(p.explore.param)

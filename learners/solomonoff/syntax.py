@@ -15,11 +15,13 @@ Bootstrap terms are 0 after a terminal step; after a time-limit truncation ``Q(s
 action is ever taken) is replaced by its expectation ``E_pi Q(s')`` under the program's own
 action rule -- the convention of the SARSA teacher. A target with a ``Q(s',a')`` term waits for
 the next action: its update is applied at the next step, before that step's own update (Sutton
-& Barto's SARSA order).
+& Barto's SARSA order). ``act_first`` gives any other target that order too: the next action is
+drawn from the values before the update (a variant of the order of acting and updating found in
+public code; it differs from the textbook order when the next state is the current one).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Union
 
@@ -66,6 +68,9 @@ class LinearTarget:
     max: Fraction = F(0)
     next: Fraction = F(0)
     exp: Fraction = F(0)
+    #: the update of (s, a) waits until the next action is drawn (from the values before it), as
+    #: SARSA's must; for other targets a variant of the order of acting and updating
+    act_first: bool = False
 
     def __add__(self, o: "LinearTarget") -> "LinearTarget":
         return LinearTarget(self.r + o.r, self.const + o.const, self.max + o.max, self.next + o.next, self.exp + o.exp)
@@ -82,7 +87,7 @@ class LinearTarget:
 
     @property
     def waits_for_next_action(self) -> bool:
-        return bool(self.next)
+        return bool(self.next) or self.act_first
 
     def terminal_only(self) -> "LinearTarget":
         """The target when every step is terminal (bandits): bootstrap terms vanish."""
@@ -157,8 +162,11 @@ class TD:
     target: Expr
     gamma: Fraction | None   # present iff the target tree has a g-term
     explore: Explore
+    act_first: bool = False  # draw the next action before updating (targets without Q(s',a'))
 
     def __post_init__(self) -> None:
+        if self.act_first and linear_form(self.target).next:
+            raise ValueError("a target with Q(s',a') always draws the next action first: act_first is for other targets")
         if self.alpha is not None and not 0 < self.alpha < 1:
             raise ValueError(f"alpha must be in (0, 1) or 1/n, got {self.alpha}")
         if expr_has_gamma(self.target) != (self.gamma is not None):
@@ -168,7 +176,8 @@ class TD:
 
     @property
     def form(self) -> LinearTarget:
-        return linear_form(self.target)
+        f = linear_form(self.target)
+        return replace(f, act_first=True) if self.act_first else f
 
     @property
     def name(self) -> str:

@@ -33,7 +33,8 @@ class TDEngine(Compiled):
         self.TABLE_BLOCK = int(table_block if table_block is not None else type(self).TABLE_BLOCK)
         self.smoothing = float(smoothing)
         coef = np.asarray(tables["coef"], dtype=np.float64).reshape(-1, 5)
-        deferred = coef[:, 3] != 0
+        # updates that wait for the next action: a Q(s',a') term, or the act-first order
+        deferred = (coef[:, 3] != 0) | np.asarray(tables.get("deferred", False), dtype=bool)
         pi_kind = np.asarray(tables["pi_kind"], dtype=np.int64)
         if np.any(((coef[:, 3] != 0) | (coef[:, 4] != 0)) & (pi_kind < 0)):
             raise ValueError("a table whose target uses the policy at s' needs its action rule (pi_kind)")
