@@ -98,22 +98,24 @@ class PredictiveCheck:
         """Account for one evidence step (the predictive ``pred`` that scored action ``a`` at
         ``s``; ``teacher_prob``: the teacher's own probability of ``a``, if known). True the
         first time the check fires."""
-        lp = np.log2(pred)
-        h = -float(pred @ lp)
-        self.log_loss_bits += -float(lp[a])
+        # Python floats: rows of a handful of actions, where numpy's per-call overhead dominates
+        pr = pred.tolist()
+        lp = [math.log2(x) for x in pr]
+        h = -sum(x * y for x, y in zip(pr, lp))
+        self.log_loss_bits += -lp[a]
         if teacher_prob is not None:
             self.teacher_log_loss_bits += -math.log2(teacher_prob)
             self.teacher_steps += 1
         self.expected_bits += h
-        self.variance_bits2 += max(float(pred @ (lp * lp)) - h * h, 0.0)
+        self.variance_bits2 += max(sum(x * y * y for x, y in zip(pr, lp)) - h * h, 0.0)
         n = self.counts[s]
         alt = self.alt_log_loss_bits
         alt[0] += -math.log2((n[a] + 0.5) / (n.sum() + 0.5 * self.n_actions))
         n[a] += 1.0
+        m = max(lp)
         for j, name in enumerate(ALTERNATIVES[1:], start=1):
-            t = TEMPER[name] * lp
-            m = t.max()
-            alt[j] += -(t[a] - m - math.log2(float(np.exp2(t - m).sum())))
+            k = TEMPER[name]
+            alt[j] += -(k * (lp[a] - m) - math.log2(sum(2.0 ** (k * (y - m)) for y in lp)))
         self.steps += 1
         if self.fired_at is not None:
             return False
