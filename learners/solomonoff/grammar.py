@@ -52,6 +52,21 @@ after a time-limit truncation ``Q(s',a')`` (no next action is ever taken) is rep
 expectation ``E_pi Q(s')`` under the program's own action rule -- the convention of the SARSA
 teacher. A target with a ``Q(s',a')`` term waits for the next action: its update is applied at
 the next step, before that step's own update (Sutton & Barto's SARSA order).
+
+Implementation variants (``Grammar.variants``, opt-in) and the public code they follow. How
+tabular TD learners are written where people learn them:
+
+* Sutton & Barto's pseudo-code, and most tutorials' Q-learning (the gymnasium Blackjack agent,
+  the rlcode grid-world agents): act, step, update, so the next action comes from the updated
+  values -- the plain grammar's order;
+* SARSA everywhere, and expected SARSA where it is written inside the SARSA loop (the book's own
+  cliff-walking code): the next action is drawn *before* the update -- ``act_first`` makes that
+  order available to every target (one bit, '1', against '0' for the textbook's);
+* what a time-limit truncation bootstraps on: the plain grammar bootstraps (max, the
+  expectation for ``Q(s',a')``), as the gymnasium tutorials do with ``(not terminated)``;
+  code written against ``done = terminated or truncated`` treats it as terminal -- not yet a
+  variant, and neither are bootstrapping on a drawn, never-taken action (not a function of the
+  history), decaying epsilon schedules, first-index tie breaking or per-step global step sizes.
 """
 from __future__ import annotations
 

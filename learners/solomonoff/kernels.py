@@ -1,7 +1,7 @@
 """Compiled (numba) kernels of ``TDEngine``'s hot path: one pass over the variants per step
 (predictive mix, weights, log-likelihoods) and one pass over the value tables per update.
 
-The numpy implementation in ``interpreter.py`` does the same work as a dozen array passes
+The numpy implementation in ``interpreter/`` does the same work as a dozen array passes
 (~50 ns per hypothesis-step: each pass re-reads arrays of 10^5 elements and writes a
 temporary); here each program is visited once per pass with its values in registers. The
 floating-point operations of the TD updates and action rules are the numpy path's (and so the
@@ -16,6 +16,11 @@ a few ulp and are covered by the 1e-12 tests:
 No fastmath: no reassociation, no fused multiply-add contraction. All kernels release the GIL
 (``nogil``), so the mixture's worker threads (one TD engine shard each) run them in parallel.
 Compiled on first use and cached beside this file (``cache=True``).
+
+One file for one job, the interpreter's compiled passes: the kernels share the ``vexp``
+intrinsic and small inlined helpers (argmax sets as bit masks, ordered sums), and numba inlines
+and caches per module, so splitting them would cost either duplicated helpers or cross-module
+calls on the hot path.
 """
 from __future__ import annotations
 
