@@ -14,6 +14,8 @@
 * ``inference``   -- predictive and Bayes' rule on the teacher's actions;
 * ``queries``     -- posterior, top programs, class mass, value table, the bound report;
 * ``mixture``     -- ``Mixture``, the Imitator, made of the three above;
+* ``misspecification`` -- the check, while it predicts, that the teacher is in the class
+                     (``Mixture.diagnostics()``, ``MisspecificationWarning``);
 * ``checks``      -- ``assert_bound`` (called on every mixture run in tests and experiments);
 * ``draw``        -- teachers drawn from the grammar and the registered teacher that runs them.
 """

@@ -115,25 +115,12 @@ def _parse_atom(tk: _Tokens) -> Expr:
         tk.next()
         tk.expect("*")
         n = tk.next()
-        if n[1] == "max":
-            tk.expect("Q")
-            tk.expect("(")
-            tk.expect("s'")
-            tk.expect(")")
-            return Leaf("max")
-        if n[1] == "E_pi":
-            tk.expect("Q")
-            tk.expect("(")
-            tk.expect("s'")
-            tk.expect(")")
-            return Leaf("exp")
-        if n[1] == "Q":
-            tk.expect("(")
-            tk.expect("s'")
-            tk.expect(",")
-            tk.expect("a'")
-            tk.expect(")")
-            return Leaf("next")
+        leaf = {"max": ("max", ("Q", "(", "s'", ")")), "E_pi": ("exp", ("Q", "(", "s'", ")")),
+                "Q": ("next", ("(", "s'", ",", "a'", ")"))}.get(n[1])
+        if leaf is not None:
+            for v in leaf[1]:
+                tk.expect(v)
+            return Leaf(leaf[0])
         raise ProgramParseError(f"expected max Q(s'), Q(s',a') or E_pi Q(s') after g* at position {n[2]} in {tk.text!r}")
     raise tk.error(f"expected r, g*..., a number or '(' but found {t[1]!r}")
 
