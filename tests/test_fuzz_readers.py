@@ -1,5 +1,5 @@
 """Property-based fuzzing of the readers of files and text: the history loader, the mixture's
-program parser and the Minari importer.
+program parser and the Minari importer (and the dataset ids its exporter accepts).
 
 Every bad input must end in one error of the reader's own type whose message names the file or
 field (or, for program text, the position) -- never another exception, a hang, a load that
@@ -31,7 +31,8 @@ from learners.files import sha256_file
 from learners.solomonoff import Grammar, ProgramParseError, parse_program, program_source
 
 COUNTS: Counter = Counter()
-FAST, SLOW = {"history": 120, "parser": 150, "minari": 60}, {"history": 4000, "parser": 4000, "minari": 2000}
+FAST = {"history": 120, "parser": 150, "minari": 60, "minari_id": 30}
+SLOW = {"history": 4000, "parser": 4000, "minari": 2000, "minari_id": 300}
 
 
 def _settings(n: int) -> settings:
@@ -320,6 +321,40 @@ def test_fuzz_minari_importer(minari_saved, m):
     check_minari_mutation(minari_saved, m)
 
 
+dataset_id = st.one_of(
+    st.text(max_size=30),
+    st.lists(st.sampled_from(["a", "ns", "..", ".", "", "/", "-v0", "-v", "x", "\\", "~", "$HOME", " ", "é", "\x00"]),
+             max_size=8).map("".join),
+)
+
+
+def check_minari_export_id(minari_saved, ident: str) -> None:
+    """Whatever the dataset id, the export writes below its root or refuses with a HistoryError."""
+    from learners.interop.minari import from_minari, to_minari
+
+    COUNTS["minari_id"] += 1
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "root"
+        root.mkdir()
+        try:
+            d = to_minari(minari_saved[1], ident, root=root)
+        except HistoryError as e:
+            assert "dataset id" in str(e), f"{ident!r}: {e}"
+            assert os.listdir(tmp) == ["root"] and os.listdir(root) == [], f"{ident!r}: refused but wrote"
+            return
+        except Exception as e:  # noqa: BLE001
+            pytest.fail(f"to_minari(id={ident!r}): {type(e).__name__}: {e}")
+        assert os.listdir(tmp) == ["root"], f"{ident!r}: wrote beside the root"
+        assert root.resolve() in d.resolve().parents
+        assert _same(from_minari(ident, root=root), minari_saved[1])
+
+
+@given(ident=dataset_id)
+@_settings(FAST["minari_id"])
+def test_fuzz_minari_dataset_ids(minari_saved, ident):
+    check_minari_export_id(minari_saved, ident)
+
+
 # =============================================================================================
 # >= 10^4 cases
 # =============================================================================================
@@ -342,9 +377,15 @@ def test_fuzz_readers_many_cases(saved, minari_saved):
     def minari_(m):
         check_minari_mutation(minari_saved, m)
 
+    @given(ident=dataset_id)
+    @_settings(SLOW["minari_id"])
+    def minari_ids(ident):
+        check_minari_export_id(minari_saved, ident)
+
     history()
     parser()
     minari_()
+    minari_ids()
     ran = {k: COUNTS[k] - before[k] for k in SLOW}
     print(f"\nfuzz cases run per target: {ran} (total {sum(ran.values())}); "
           f"excluded as bug H7: {COUNTS['history_excluded_H7'] - before['history_excluded_H7']}")

@@ -151,6 +151,19 @@ def test_refusals_name_the_problem(saved_history, minari_root, tmp_path):
     meta.write_text(json.dumps(m))
     with pytest.raises(HistoryError, match="refusing to build the environment"):
         mi.from_minari("dr-v0")
+    # A format this machine cannot read (arrow without pyarrow, or arrow files that are not there).
+    mi.to_minari(saved_history, "dr2-v0")
+    meta = minari_root / "dr2-v0" / "data" / "metadata.json"
+    meta.write_text(meta.read_text().replace('"data_format": "hdf5"', '"data_format": "arrow"'))
+    with pytest.raises(HistoryError, match="dr2-v0"):
+        mi.from_minari("dr2-v0")
+    # A data file that is a symlink out of the dataset is not read.
+    mi.to_minari(saved_history, "dr3-v0")
+    main = minari_root / "dr3-v0" / "data" / "main_data.hdf5"
+    os.replace(main, tmp_path / "elsewhere.hdf5")
+    os.symlink(tmp_path / "elsewhere.hdf5", main)
+    with pytest.raises(HistoryError, match="outside the dataset"):
+        mi.from_minari("dr3-v0")
 
 
 def test_failed_export_leaves_nothing(saved_history, minari_root, monkeypatch):

@@ -301,10 +301,12 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _episodes(data: Path) -> tuple[Any, list[dict[str, Any]]]:
     """Minari's view of the dataset and every episode's arrays; any failure names the file."""
-    main = data / MAIN_FILE
+    main = data / MAIN_FILE if (data / MAIN_FILE).exists() else data
     try:
         ds = minari.MinariDataset(data)
         eps = list(ds.storage.get_episodes(range(ds.total_episodes)))
+    except ImportError as e:   # an arrow dataset without pyarrow installed
+        raise HistoryError(f"{data}: reading it needs a package that is not installed ({e})") from None
     except _READ_ERRORS as e:
         raise HistoryError(f"{main}: Minari cannot read it ({type(e).__name__}: {e})") from None
     return ds, eps
@@ -328,7 +330,7 @@ def from_minari(source: str | os.PathLike, *, root: str | os.PathLike | None = N
     top, name = _resolve(source, root)
     data = top / DATA_DIR
     mpath = data / METADATA_FILE
-    for p, what in ((data, "the data directory"), (mpath, METADATA_FILE), (data / MAIN_FILE, MAIN_FILE)):
+    for p, what in ((data, "the data directory"), (mpath, METADATA_FILE)):
         if not p.exists():
             raise HistoryError(f"{p}: missing ({name} is not a Minari dataset)")
         _inside(p, top, what)
@@ -337,9 +339,14 @@ def from_minari(source: str | os.PathLike, *, root: str | os.PathLike | None = N
         # Minari would otherwise build the environment named by env_spec to learn its spaces.
         raise HistoryError(f"{mpath}: fields 'observation_space' and 'action_space' missing; "
                            "refusing to build the environment from 'env_spec' to infer them")
-    if raw.get("data_format") != "hdf5":
-        if raw.get("data_format") not in ("arrow",):
-            raise HistoryError(f"{mpath}: field 'data_format' is {raw.get('data_format')!r}, expected 'hdf5' or 'arrow'")
+    fmt = raw.get("data_format")
+    if fmt not in ("hdf5", "arrow"):
+        raise HistoryError(f"{mpath}: field 'data_format' is {fmt!r}, expected 'hdf5' or 'arrow'")
+    if fmt == "hdf5" and not (data / MAIN_FILE).exists():
+        raise HistoryError(f"{data / MAIN_FILE}: missing ({name} is not a Minari dataset)")
+    for dirpath, dirnames, filenames in os.walk(data):   # every file Minari may open stays inside
+        for f in dirnames + filenames:
+            _inside(Path(dirpath) / f, top, "a data file")
     if verify and BLOCK in raw:
         digest = raw[BLOCK].get("data_sha256") if isinstance(raw[BLOCK], dict) else None
         if not isinstance(digest, str):
