@@ -55,7 +55,7 @@ from safetensors.numpy import load_file, save_file
 
 from learners import HistoryError, LearningHistory
 from learners.cache import cache_dir
-from learners.files import sha256_file, to_jsonable
+from learners.files import json_value, sha256_file, to_jsonable
 from learners.interop.unknown_probs import KNOWN_KEY, PLACEHOLDER, PLACEHOLDER_KEY, placeholder_probs, teacher_probs_known
 from learners.provenance import run_info
 
@@ -252,11 +252,12 @@ def to_minari(history: LearningHistory, dataset_id: str, *, root: str | os.PathL
                 block["snapshots"].append({"step": int(s), "file": name, "sha256": sha256_file(tmp_dir / name)})
             # HDF5 keeps no checksums of its own: a flipped byte would otherwise import silently.
             block["data_sha256"] = sha256_file(tmp_dir / DATA_DIR / MAIN_FILE)
+            block = json.loads(json.dumps(block, default=json_value))   # the digest is of what is read back
             block["block_sha256"] = _block_digest(block)
             ds.storage.update_metadata({BLOCK: block})
         final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():
-            shutil.rmtree(final)
+        if final.exists():   # the old dataset goes aside (removed with the temporary root) before the new one lands
+            os.rename(final, tmp_root / ".replaced")
         os.rename(tmp_dir, final)
         return final
     finally:
