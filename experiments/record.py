@@ -125,15 +125,18 @@ def _run(cli: dict[str, Any], out: Path, *, progress: bool, resume: bool) -> int
     from experiments.cli import fail, learning_curve_summary
     from learners.provenance import run_info
     from learners.recorder import Recorder, Segment
-    from learners.teachers import make_teacher
+    from learners.teachers import TEACHERS, make_teacher
 
     try:
         env = envs.make(cli["env"], **cli["env_kwargs"])
     except Exception as e:  # bad env kwargs, missing ROM, ...
         fail(PROG, f"cannot make {cli['env']} with {cli['env_kwargs']}: {_one_line(e)}")
     try:
-        teacher = make_teacher(cli["teacher"], env.observation_space, env.action_space, seed=cli["seed"], **cli["teacher_options"])
-    except (ValueError, TypeError) as e:
+        options = dict(cli["teacher_options"])
+        if "optimal" in {f.name for f in dataclasses.fields(TEACHERS[cli["teacher"]].cls.Config)} and options.get("optimal") is None:
+            options["optimal"] = env.unwrapped.optimal_actions().tolist()  # a fact of the task (noisy_optimal)
+        teacher = make_teacher(cli["teacher"], env.observation_space, env.action_space, seed=cli["seed"], **options)
+    except (ValueError, TypeError, AttributeError) as e:
         fail(PROG, f"teacher {cli['teacher']}: {_one_line(e)}")
     finally:
         env.close()

@@ -68,7 +68,7 @@ class HistoryJob:
         env = envs.make(self.env_id, **self.task)
         if self.source == "noisy_optimal":
             name = "noisy_optimal"
-            opts = {"episodes": self.noise[0], "final": self.noise[1], "optimal": env.unwrapped.optimal_actions().tolist()}
+            opts = {"noise_episodes": self.noise[0], "noise_final": self.noise[1], "optimal": env.unwrapped.optimal_actions().tolist()}
         else:
             name = self.teacher["name"]
             opts = {k: v for k, v in self.teacher.items() if k != "name"}

@@ -266,3 +266,15 @@ def test_a_corpus_is_recorded_once_into_the_cache(tmp_cache):
     cached = LearningHistory.load(paths[3])
     for c, v in again.columns().items():
         assert np.array_equal(np.asarray(v), np.asarray(cached.columns()[c])), c
+
+
+def test_record_cli_gives_noisy_optimal_the_tasks_optimal_actions(tmp_path):
+    """The registered AD-eps teacher from the command line: the env supplies its optimal arm, and
+    once the noise is gone every pull is drawn from it alone; a bandit without means is refused."""
+    r = run_cli("--env", "hypospace/Bandit-v0", "--env-kwargs", "means=[0.1,0.8,0.3]", "--teacher", "noisy_optimal",
+                "--episodes", "12", "--noise-episodes", "4", "--out", str(tmp_path / "h"), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    p = np.asarray(LearningHistory.load(tmp_path / "h").teacher_probs)
+    assert np.allclose(p[0], 1 / 3) and np.array_equal(p[4:], np.tile([0.0, 1.0, 0.0], (8, 1)))
+    r = run_cli("--env", "hypospace/Bandit-v0", "--teacher", "noisy_optimal", "--episodes", "3", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "means" in r.stderr

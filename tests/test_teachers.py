@@ -795,7 +795,7 @@ def test_weights_snapshot_round_trip_and_same_seed_same_run(name):
 def test_noisy_optimal_goes_from_uniform_to_the_optimal_policy_on_its_schedule():
     env = envs.make("hypospace/DarkRoom-v0", goal=[1, 7])
     opt = env.unwrapped.optimal_actions()
-    t = make_teacher("noisy_optimal", env.observation_space, env.action_space, seed=3, episodes=4, final=0.2,
+    t = make_teacher("noisy_optimal", env.observation_space, env.action_space, seed=3, noise_episodes=4, noise_final=0.2,
                      optimal=opt.tolist())
     h = record(t, "hypospace/DarkRoom-v0", env_kwargs={"goal": [1, 7]}, episodes=6, seed=0)
     p = np.asarray(h.teacher_probs)
@@ -808,7 +808,7 @@ def test_noisy_optimal_goes_from_uniform_to_the_optimal_policy_on_its_schedule()
         want = eps * best[ep == e].sum(1) / 5 + (1 - eps)
         assert np.allclose(on_best[ep == e], want)
     assert h.episode_returns()[-1] > h.episode_returns()[0]     # late episodes reach the goal
-    assert h.metadata["teacher"] == {"teacher": "noisy_optimal", "seed": 3, "episodes": 4, "final": 0.2}
+    assert h.metadata["teacher"] == {"teacher": "noisy_optimal", "seed": 3, "noise_episodes": 4, "noise_final": 0.2}
 
 
 def test_noisy_optimal_needs_the_tasks_optimal_actions():
@@ -816,6 +816,6 @@ def test_noisy_optimal_needs_the_tasks_optimal_actions():
         bandit("noisy_optimal")
     with pytest.raises(ValueError, match="optimal"):
         bandit("noisy_optimal", optimal=[[False, False, False]])
-    t = bandit("noisy_optimal", optimal=[[False, True, False]], episodes=1, final=0.0)
+    t = bandit("noisy_optimal", optimal=[[False, True, False]], noise_episodes=1, noise_final=0.0)
     step(t, 0, 0, 0.0, 0, terminated=True)
     assert np.array_equal(t.action_probs(0), [0.0, 1.0, 0.0])
