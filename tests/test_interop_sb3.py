@@ -127,3 +127,19 @@ def test_q1_of_the_mixture_and_the_controls_on_the_sb3_history(run):
     assert bits_mix[late].mean() < bits_uni[late].mean()
     assert r_frozen.summary(last=100)["mean_kl_bits"] < r_uni.summary(last=100)["mean_kl_bits"]
     assert r_frozen.summary(last=100)["argmax_agreement"] > 0.9
+
+
+def test_sb3_recording_goes_to_minari_and_back_unchanged(run, tmp_path):
+    """SB3 -> LearningHistory -> Minari -> LearningHistory: the DQN's exact probabilities, Q-values
+    and weight snapshots survive the trip."""
+    pytest.importorskip("minari", reason="minari not installed (pip install -e '.[minari]')")
+    pytest.importorskip("h5py", reason="minari's HDF5 storage needs h5py (pip install -e '.[minari]')")
+    from learners.interop.minari import from_minari, to_minari
+
+    _, h = run
+    to_minari(h, "sb3/darkroom/dqn-v0", root=tmp_path)
+    back = from_minari("sb3/darkroom/dqn-v0", root=tmp_path)
+    for c, v in h.columns().items():
+        assert back.columns()[c].dtype == v.dtype and np.array_equal(back.columns()[c], v), c
+    assert back.metadata == h.metadata and back.snapshot_steps == h.snapshot_steps
+    assert all(np.array_equal(back.weights_at(1000)[k], v) for k, v in h.weights_at(1000).items())
