@@ -53,7 +53,8 @@ def _run(engine, agents, probe):
 
 
 @pytest.mark.parametrize("S,A,bandit,budget,variants", [(5, 3, False, 17, ()), (4, 2, False, 16, ()), (1, 4, True, 15, ()),
-                                                        (3, 3, False, 17, ("act_first",))])
+                                                        (3, 3, False, 17, ("act_first",)),
+                                                        (3, 3, False, 17, ("act_first", "truncation"))])
 def test_td_engine_equals_reference(S, A, bandit, budget, variants):
     g = Grammar(S, A, bandit=bandit, variants=variants)
     sp = enumerate_programs(g, budget, kinds=["TD"])
@@ -63,8 +64,9 @@ def test_td_engine_equals_reference(S, A, bandit, budget, variants):
     eng = TDEngine(g, t, v, SM)
     assert eng.n_tables < idx.size or bandit  # programs share tables
     progs = [sp.td_program(i) for i in idx[eng.variant_order]]
-    if variants:   # both orders of acting and updating are exercised
-        assert 20 <= sum(p.act_first for p in progs) <= len(progs) - 20
+    for v, flag in (("act_first", "act_first"), ("truncation", "trunc_terminal")):
+        if v in variants:   # both sides of each variant are exercised
+            assert 20 <= sum(getattr(p, flag) for p in progs) <= len(progs) - 20
     agents = [ProgramAgent(p, g, smoothing=SM) for p in progs]
     prof = EnvProfile(S, A, bandit=bandit, episode_len=None if bandit else 6, can_terminate=True, rewards=(0.0, 0.5, 1.0))
     probe = probe_histories(prof, n=1, length=500, seed=3)[0]

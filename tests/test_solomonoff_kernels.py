@@ -74,14 +74,15 @@ def _engines(S, A, budget, seed, table_block=None, variants=()):
 
 
 @pytest.mark.parametrize("S,A,budget,threads,variants", [(6, 5, 19, 1, ()), (4, 2, 17, 1, ()), (5, 3, 18, 2, ()),
-                                                         (2, 11, 17, 2, ()), (3, 4, 18, 2, ("act_first",))])
+                                                         (2, 11, 17, 2, ()), (3, 4, 18, 2, ("act_first", "truncation"))])
 def test_compiled_engine_equals_numpy_engine(S, A, budget, threads, variants):
     """Every entry point of the compiled engine (the fused ``step``; ``mix_and_evidence`` then
     ``advance``; ``mix_logw``, ``add_loglik``, ``advance``) against the numpy engine."""
     ref, fast = _engines(S, A, budget, S * A, table_block=64, variants=variants)   # several blocks, split between threads
     assert fast.k_nblocks > 4
-    if variants:   # act-first Q-learning / expected SARSA tables: deferred without a Q(s',a') term
-        assert np.any(fast.deferred & (fast.cn == 0))
+    if variants:   # act-first Q-learning / expected SARSA tables (deferred without a Q(s',a') term), and
+        assert np.any(fast.deferred & (fast.cn == 0))     # tables that treat a truncation as terminal
+        assert np.any((fast.gamma_trunc == 0) & (fast.gamma > 0))
     fast.set_threads(threads)
     assert {"eps", "softmax", "count_bonus"} <= set(fast.groups)
     prof = EnvProfile(S, A, episode_len=7, can_terminate=True, rewards=(0.0, 0.5, 1.0))

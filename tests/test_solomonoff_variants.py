@@ -6,6 +6,9 @@ written in plain Python the way public code writes it:
   1e-12; the textbook-order program does not; the mixture over the wider grammar identifies
   the teacher (KL < 0.01 bits over the last 500 steps, class mass > 0.9, the bound holding,
   no misspecification alarm).
+* ``truncation`` -- Q-learning written against ``done = terminated or truncated``, which treats
+  the end of a time-limited episode as terminal: the same checks on a Dark Room, whose
+  episodes all end by the time limit.
 """
 from __future__ import annotations
 
@@ -122,6 +125,53 @@ def test_mixture_identifies_the_act_first_teacher():
     assert_bound(mix, hist, teacher=ACT_FIRST, programs=[ACT_FIRST])
     score = score_predictions(probs, hist)
     assert score.kl_bits[-500:].mean() < 0.01
+    mass, textbook_mass = mix.watch_trace[-1]
+    assert mass > 0.9 and textbook_mass < 0.01, (mass, textbook_mass, mix.format_top(3))
+    assert not mix.diagnostics()["misspecification"]["misspecified"]
+
+
+DARKROOM = ("hypospace/DarkRoom-v0", {"size": 4, "goal": [0, 3]})
+DONE_TERMINAL = "QLearning(init=0, alpha=1/2, gamma=1/2, explore=eps_greedy(1/2), truncation=terminal)"
+
+
+class DoneQLearning(ActFirstQLearning):
+    """Textbook-order Q-learning written against ``done = terminated or truncated``::
+
+        s2, r, terminated, truncated = step(a); done = terminated or truncated
+        Q[s, a] += alpha (r + (0 if done else gamma max Q[s2]) - Q[s, a])"""
+
+    def observe(self, t: Transition, *, intervention: bool = True) -> None:
+        s, a, r, s2 = int(t.obs), int(t.action), float(t.reward), int(t.next_obs)
+        done = t.terminated or t.truncated
+        target = r if done else r + self.gamma * self.Q[s2].max()
+        self.Q[s, a] += self.alpha * (target - self.Q[s, a])
+
+
+def _done_history(seed: int, episodes: int):
+    env_id, kw = DARKROOM
+    env = gym.make(env_id, **kw)
+    teacher = DoneQLearning(int(env.observation_space.n), int(env.action_space.n), 0.5, 0.5, 0.5, seed)
+    return record(teacher, env_id, env_kwargs=kw, episodes=episodes, seed=seed + 7)
+
+
+def test_truncation_terminal_program_is_the_done_teacher():
+    hist = _done_history(0, episodes=100)
+    g = Grammar(16, int(hist.n_actions), variants=("truncation",))
+    tp = np.asarray(hist.teacher_probs, dtype=np.float64)
+    assert np.abs(_program_probs(DONE_TERMINAL, g, hist) - tp).max() <= 1e-12
+    assert (np.abs(_program_probs(TEXTBOOK, g, hist) - tp).max(axis=1) > 1e-3).sum() >= 10
+    p, q = parse_program(DONE_TERMINAL), parse_program(TEXTBOOK)
+    assert g.bits(p) == g.bits(q) == Grammar(16, 5).bits(q) + 1
+    assert g.decode(g.encode(p)) == (p, g.bits(p))
+
+
+def test_mixture_identifies_the_done_teacher():
+    env_id, kw = DARKROOM
+    mix = Mixture.for_env(env_id, 16, env_kwargs=kw, variants=("truncation",))
+    hist = _done_history(0, episodes=300)   # 6000 steps
+    probs = mix.predict_history(hist, watch=[DONE_TERMINAL, TEXTBOOK])
+    assert_bound(mix, hist, teacher=DONE_TERMINAL, programs=[DONE_TERMINAL])
+    assert score_predictions(probs, hist).kl_bits[-500:].mean() < 0.01
     mass, textbook_mass = mix.watch_trace[-1]
     assert mass > 0.9 and textbook_mass < 0.01, (mass, textbook_mass, mix.format_top(3))
     assert not mix.diagnostics()["misspecification"]["misspecified"]

@@ -113,8 +113,9 @@ def teacher_for(program: Program, *, bandit: bool = False) -> tuple[str, dict[st
         return "thompson", {"prior_alpha": float(program.prior_alpha), "prior_beta": float(program.prior_beta)}
     if not isinstance(program, TD):
         raise ValueError(f"no teacher runs {type(program).__name__} programs")
-    if program.act_first:
-        raise ValueError("no registered teacher draws its next action before updating (order=act_first)")
+    if program.act_first or program.trunc_terminal:
+        raise ValueError("no registered teacher draws its next action before updating (order=act_first) or treats "
+                         "a truncation as terminal (truncation=terminal)")
     e = program.explore
     if bandit:
         if linear_form(program.target).terminal_only().as_tuple()[:2] != (Fraction(1), Fraction(0)):

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from learners.solomonoff.grammar import Grammar
-from learners.solomonoff.prefix_code import KIND_TAG, codes_order, explore_bits, iter_exprs
+from learners.solomonoff.prefix_code import KIND_TAG, codes_order, codes_truncation, explore_bits, iter_exprs
 from learners.solomonoff.syntax import (TD, UCB1, Constant, Explore, Leaf, LinearTarget, Stochastic, Thompson,
                                         expr_has_gamma, linear_form)
 from theory import codes as C
@@ -138,7 +138,7 @@ class ProgramSpace:
         g = int(d["gamma_code"][i])
         return TD(P.inits[int(d["init"][i])], P.alphas[int(d["alpha"][i])], tree,
                   P.gammas[g] if g >= 0 else None, P.explores[int(d["explore"][i])],
-                  P.forms[int(d["form"][i])].act_first)
+                  P.forms[int(d["form"][i])].act_first, P.forms[int(d["form"][i])].trunc_terminal)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -201,12 +201,17 @@ def _td_parts(g: Grammar, max_part: dict[str, float]) -> TDParts:
         f = linear_form(tree)
         if g.bandit:
             f = f.terminal_only()
-        # with the act-first variant, a target without Q(s',a') is followed by its order bit
-        # (the item's bits include it): update first ('0') or act first ('1')
+        # with the act-first variant, a target without Q(s',a') is followed by its order bit, and
+        # with the truncation variant a target with a g-term by its truncation bit (the item's
+        # bits include them): '0' the plain grammar's behaviour, '1' the variant's
         variants = [(f, b)]
         if codes_order(tree, g.orders):
-            variants = [(f, b + 1), (replace(f, act_first=True), b + 1)] if b + 1 <= max_part["target"] else []
+            variants = [(fv, bv + 1) for v, bv in variants for fv in (v, replace(v, act_first=True))]
+        if codes_truncation(tree, g.truncations):
+            variants = [(fv, bv + 1) for v, bv in variants for fv in (v, replace(v, trunc_terminal=True))]
         for fv, bv in variants:
+            if bv > max_part["target"]:
+                continue
             fid = forms.setdefault(fv, len(forms))
             key = (fid, expr_has_gamma(tree), bv)
             if key in items:

@@ -64,8 +64,8 @@ tabular TD learners are written where people learn them:
   order available to every target (one bit, '1', against '0' for the textbook's);
 * what a time-limit truncation bootstraps on: the plain grammar bootstraps (max, the
   expectation for ``Q(s',a')``), as the gymnasium tutorials do with ``(not terminated)``;
-  code written against ``done = terminated or truncated`` treats it as terminal -- not yet a
-  variant, and neither are bootstrapping on a drawn, never-taken action (not a function of the
+  code written against ``done = terminated or truncated`` treats it as terminal -- the
+  ``truncation`` variant. Not yet variants: bootstrapping on a drawn, never-taken action (not a function of the
   history), decaying epsilon schedules, first-index tie breaking or per-step global step sizes.
 """
 from __future__ import annotations
@@ -80,7 +80,7 @@ from learners.solomonoff.syntax import TD, UCB1, Constant, Cyclic, Program, Reac
 from theory import codes as C
 
 #: The implementation variants a grammar may hold (``Grammar.variants``).
-VARIANTS = ("act_first",)
+VARIANTS = ("act_first", "truncation")
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,10 @@ class Grammar:
     * ``"act_first"`` -- the order of acting and updating. TD programs whose target has no
       ``Q(s',a')`` term carry one more bit: '0' updates then draws the next action (the
       textbook's Q-learning / expected SARSA), '1' draws the next action from the values
-      before the update (as in SARSA-shaped loops applied to the other targets)."""
+      before the update (as in SARSA-shaped loops applied to the other targets);
+    * ``"truncation"`` -- what the last step of an episode cut by a time limit bootstraps on.
+      TD programs whose target has a g-term carry one more bit: '0' the target's own terms (the
+      plain grammar), '1' nothing: the truncation is treated as terminal."""
 
     n_states: int
     n_actions: int
@@ -122,6 +125,11 @@ class Grammar:
         """TD programs code the order of acting and updating (the ``act_first`` variant)."""
         return "act_first" in self.variants
 
+    @property
+    def truncations(self) -> bool:
+        """TD programs code what a truncation bootstraps on (the ``truncation`` variant)."""
+        return "truncation" in self.variants
+
     # ---- which kinds exist -------------------------------------------------------------------
     def kinds(self) -> tuple[str, ...]:
         ks = ["TD", "Constant", "Stochastic", "Cyclic"]
@@ -144,7 +152,7 @@ class Grammar:
         self.check(p)
         k = len(KIND_TAG[type(p).__name__])
         if isinstance(p, TD):
-            return td_bits(p, self.orders)
+            return td_bits(p, self.orders, self.truncations)
         if isinstance(p, UCB1):
             return k + C.positive_rational_bits(p.c)
         if isinstance(p, Thompson):
@@ -186,6 +194,8 @@ class Grammar:
                              + (" (bandit)" if self.bandit else ""))
         if isinstance(p, TD) and p.act_first and not self.orders:
             raise ValueError("act_first programs are part of a grammar with variants=('act_first',)")
+        if isinstance(p, TD) and p.trunc_terminal and not self.truncations:
+            raise ValueError("truncation=terminal programs are part of a grammar with variants=('truncation',)")
         A = self.n_actions
 
         def act(a: int) -> None:
@@ -229,11 +239,11 @@ class Grammar:
         """The code word of a program whose lengths are all integers (Reactive/Cyclic/Constant
         and Stochastic use uniform choices of log2 n bits and have no finite binary word here)."""
         self.check(p)
-        return encode_program(p, self.orders)
+        return encode_program(p, self.orders, self.truncations)
 
     def decode(self, bits: str, pos: int = 0) -> tuple[Program, int]:
         """Inverse of ``encode`` for TD / UCB1 / Thompson programs."""
-        return decode_program(bits, pos, self.orders)
+        return decode_program(bits, pos, self.orders, self.truncations)
 
     # ---- source ------------------------------------------------------------------------------
     def source(self, p: Program) -> str:

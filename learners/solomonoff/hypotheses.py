@@ -25,14 +25,14 @@ def td_arrays_from_programs(progs: Sequence[TD], bandit: bool) -> tuple[dict, di
     """Tables + variants for a list of TD programs (one variant each; tables shared where the
     dynamics agree)."""
     keys: dict[tuple, int] = {}
-    t_init, t_alpha, t_coef, t_gamma, t_pk, t_pp, t_def = [], [], [], [], [], [], []
+    t_init, t_alpha, t_coef, t_gamma, t_pk, t_pp, t_def, t_tt = [], [], [], [], [], [], [], []
     v_table, v_kind, v_param = [], [], []
     for p in progs:
         f = p.form.terminal_only() if bandit else p.form
         pi_dep = bool(f.exp or f.next)
         ek, ep = EXPLORE_KIND[p.explore.kind], float(p.explore.param or 0)
         gam = float(p.gamma) if (p.gamma is not None and f.uses_gamma) else 0.0
-        key = (p.init, p.alpha, f.as_tuple(), f.act_first, gam, (ek, ep) if pi_dep else None)
+        key = (p.init, p.alpha, f.as_tuple(), f.act_first, f.trunc_terminal, gam, (ek, ep) if pi_dep else None)
         if key not in keys:
             keys[key] = len(keys)
             t_init.append(float(p.init))
@@ -42,12 +42,13 @@ def td_arrays_from_programs(progs: Sequence[TD], bandit: bool) -> tuple[dict, di
             t_pk.append(ek if pi_dep else -1)
             t_pp.append(ep if pi_dep else 0.0)
             t_def.append(f.waits_for_next_action)
+            t_tt.append(f.trunc_terminal)
         v_table.append(keys[key])
         v_kind.append(ek)
         v_param.append(ep)
     tables = {"init": np.array(t_init), "alpha": np.array(t_alpha), "coef": np.array(t_coef).reshape(-1, 5),
               "gamma": np.array(t_gamma), "pi_kind": np.array(t_pk, dtype=np.int64), "pi_param": np.array(t_pp),
-              "deferred": np.array(t_def, dtype=bool)}
+              "deferred": np.array(t_def, dtype=bool), "trunc_terminal": np.array(t_tt, dtype=bool)}
     variants = {"table": np.array(v_table, dtype=np.int64), "kind": np.array(v_kind, dtype=np.int64),
                 "param": np.array(v_param)}
     return tables, variants
@@ -62,6 +63,7 @@ def td_arrays_from_space(space: ProgramSpace, idx: np.ndarray) -> tuple[dict, di
     coef_f = np.array([[float(c) for c in f.as_tuple()] for f in P.forms]).reshape(-1, 5)
     pidep_f = np.array([bool(f.exp or f.next) for f in P.forms])
     deferred_f = np.array([f.waits_for_next_action for f in P.forms], dtype=bool)
+    trunc_f = np.array([f.trunc_terminal for f in P.forms], dtype=bool)
     ek = np.array([EXPLORE_KIND[e.kind] for e in P.explores], dtype=np.int64)
     ep = np.array([float(e.param or 0) for e in P.explores])
     ii, ai, fi, gi, ei = (d[k][idx] for k in ("init", "alpha", "form", "gamma", "explore"))
@@ -76,7 +78,7 @@ def td_arrays_from_space(space: ProgramSpace, idx: np.ndarray) -> tuple[dict, di
     tables = {"init": init_v[ii[f0]], "alpha": alpha_v[ai[f0]], "coef": coef_f[fi[f0]],
               "gamma": np.where(gi[f0] >= 0, gamma_v[gi[f0]], 0.0),
               "pi_kind": np.where(pd[f0], ek[ei[f0]], -1), "pi_param": np.where(pd[f0], ep[ei[f0]], 0.0),
-              "deferred": deferred_f[fi[f0]]}
+              "deferred": deferred_f[fi[f0]], "trunc_terminal": trunc_f[fi[f0]]}
     variants = {"table": inv, "kind": ek[ei], "param": ep[ei]}
     return tables, variants
 

@@ -568,7 +568,7 @@ def td_step_blocks(Q, s, a, tb_lo, tb_hi, TB,
                    b_vt, b_cbase, b_cdiv, cb_lut, b_lw, b_off,
                    M, do_mix, do_evidence, smoothing, pred,
                    upd_i, upd_r, upd_e, upd_cdiv,
-                   cr, c1, cm, cn, ce, gam, inv_count, alpha, pi_param, pcidx,
+                   cr, c1, cm, cn, ce, gam, gam_trunc, inv_count, alpha, pi_param, pcidx,
                    W, X, MX, CNT, G, IDX, E, Y):
     """Table blocks [tb_lo, tb_hi) of size TB: for each block, the argmax statistics of its tables
     at s, the mix (``do_mix``) and evidence (``do_evidence``) of the variants on those tables
@@ -576,8 +576,9 @@ def td_step_blocks(Q, s, a, tb_lo, tb_hi, TB,
     updates (those marked active in ``upd_i``), in the order of ``TDEngine.advance``. A block's data stays in cache across all of it; blocks touch disjoint
     tables, so disjoint block ranges can run on different threads.
 
-    ``upd_i[u]`` = (active, lo, hi, s, a, s2, terminated, a2, n_new) for the updates u = 0
-    (the pending deferred one), 1 (immediate), 2 (the deferred one at an episode's end);
+    ``upd_i[u]`` = (active, lo, hi, s, a, s2, terminated, a2, n_new, truncated) for the updates
+    u = 0 (the pending deferred one), 1 (immediate), 2 (the deferred one at an episode's end); a
+    truncated update discounts by ``gam_trunc`` (0 for tables that treat truncation as terminal);
     ``upd_r[u]`` its reward; ``upd_e[u, k]`` = the table range [lo, hi) whose E under policy
     kind k it needs; ``upd_cdiv[u]`` the count-bonus divisions at its s2."""
     nT = Q.shape[2]
@@ -623,8 +624,8 @@ def td_step_blocks(Q, s, a, tb_lo, tb_hi, TB,
                 for kind in range(3):
                     _expect_range(Q, us2, max(lo, upd_e[u, kind, 0]), min(hi, upd_e[u, kind, 1]), kind, pi_param, pcidx,
                                   upd_cdiv[u], E, lo, X, MX, CNT, Y)
-            td_update(Q, lo, hi, us, ua, upd_r[u], us2, uterm, ua2, unew, cr, c1, cm, cn, ce, gam, inv_count, alpha,
-                      Eb, X, MX)
+            td_update(Q, lo, hi, us, ua, upd_r[u], us2, uterm, ua2, unew, cr, c1, cm, cn, ce,
+                      gam_trunc if upd_i[u, 9] != 0 else gam, inv_count, alpha, Eb, X, MX)
     return Z, newmax
 
 

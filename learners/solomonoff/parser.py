@@ -243,7 +243,7 @@ def parse_program(text: str) -> Program:
     name = head[1]
     try:
         if name in ("TD", "QLearning", "SARSA", "ExpectedSARSA"):
-            kw = _parse_kwargs(tk, ("init", "alpha", "target", "gamma", "explore", "order"), name)
+            kw = _parse_kwargs(tk, ("init", "alpha", "target", "gamma", "explore", "order", "truncation"), name)
             _done(tk)
             for req in ("init", "alpha", "explore"):
                 if req not in kw:
@@ -276,7 +276,13 @@ def parse_program(text: str) -> Program:
                 if len(o) != 1 or o[0][1] not in ("act_first", "update_first"):
                     raise ProgramParseError(f"{name}: order is act_first or update_first in {text!r}")
                 act_first = o[0][1] == "act_first"
-            return TD(init, alpha, target, gamma, explore, act_first)
+            trunc_terminal = False
+            if "truncation" in kw:
+                o = _sub(tk, kw["truncation"]).toks
+                if len(o) != 1 or o[0][1] not in ("terminal", "bootstrap"):
+                    raise ProgramParseError(f"{name}: truncation is terminal or bootstrap in {text!r}")
+                trunc_terminal = o[0][1] == "terminal"
+            return TD(init, alpha, target, gamma, explore, act_first, trunc_terminal)
         if name == "UCB1":
             kw = _parse_kwargs(tk, ("c",), name)
             _done(tk)

@@ -138,6 +138,12 @@ def codes_order(target: Expr, orders: bool) -> bool:
     return orders and not _has_next(target)
 
 
+def codes_truncation(target: Expr, truncations: bool) -> bool:
+    """Whether a TD program's code has a truncation word: in a grammar with the truncation
+    variant, for targets with a g-term (the only ones that bootstrap)."""
+    return truncations and expr_has_gamma(target)
+
+
 def _has_next(e: Expr) -> bool:
     if isinstance(e, Leaf):
         return e.name == "next"
@@ -146,21 +152,24 @@ def _has_next(e: Expr) -> bool:
     return False
 
 
-def td_bits(p: TD, orders: bool = False) -> int:
+def td_bits(p: TD, orders: bool = False, truncations: bool = False) -> int:
     """Description length of a TD program (its kind word included); ``orders``: the grammar
-    codes the order of acting and updating ('0' update first, '1' act first; one bit)."""
+    codes the order of acting and updating ('0' update first, '1' act first; one bit);
+    ``truncations``: what a truncation bootstraps on ('0' the target's terms, '1' nothing)."""
     return (len(KIND_TAG["TD"]) + C.signed_rational_bits(p.init)
             + (1 if p.alpha is None else 1 + C.unit_rational_bits(p.alpha))
             + expr_bits(p.target) + (1 if codes_order(p.target, orders) else 0)
+            + (1 if codes_truncation(p.target, truncations) else 0)
             + (0 if p.gamma is None else C.unit_rational_bits(p.gamma)) + explore_bits(p.explore))
 
 
-def encode_program(p: Program, orders: bool = False) -> str:
+def encode_program(p: Program, orders: bool = False, truncations: bool = False) -> str:
     """The code word of a TD / UCB1 / Thompson program (the other kinds use uniform choices
     of log2 n bits, arithmetic-coded, and have no finite binary word here)."""
     tag = KIND_TAG[type(p).__name__]
     if isinstance(p, TD):
         order = ("1" if p.act_first else "0") if codes_order(p.target, orders) else ""
+        order += ("1" if p.trunc_terminal else "0") if codes_truncation(p.target, truncations) else ""
         return (tag + C.signed_rational_encode(p.init) + ("1" if p.alpha is None else "0" + C.unit_rational_encode(p.alpha))
                 + expr_encode(p.target) + order + ("" if p.gamma is None else C.unit_rational_encode(p.gamma))
                 + explore_encode(p.explore))
@@ -171,7 +180,7 @@ def encode_program(p: Program, orders: bool = False) -> str:
     raise ValueError(f"{type(p).__name__} uses uniform (arithmetic-coded) choices; use Grammar.bits()")
 
 
-def decode_program(bits: str, pos: int = 0, orders: bool = False) -> tuple[Program, int]:
+def decode_program(bits: str, pos: int = 0, orders: bool = False, truncations: bool = False) -> tuple[Program, int]:
     """Inverse of ``encode_program``."""
     if bits.startswith(KIND_TAG["TD"], pos):
         init, p = C.signed_rational_decode(bits, pos + 1)
@@ -187,11 +196,16 @@ def decode_program(bits: str, pos: int = 0, orders: bool = False) -> tuple[Progr
             if p >= len(bits):
                 raise C.CodeError("truncated program")
             act_first, p = bits[p] == "1", p + 1
+        trunc_terminal = False
+        if codes_truncation(target, truncations):
+            if p >= len(bits):
+                raise C.CodeError("truncated program")
+            trunc_terminal, p = bits[p] == "1", p + 1
         gamma = None
         if expr_has_gamma(target):
             gamma, p = C.unit_rational_decode(bits, p)
         explore, p = explore_decode(bits, p)
-        return TD(init, alpha, target, gamma, explore, act_first), p
+        return TD(init, alpha, target, gamma, explore, act_first, trunc_terminal), p
     if bits.startswith(KIND_TAG["UCB1"], pos):
         c, p = C.positive_rational_decode(bits, pos + 3)
         return UCB1(c), p

@@ -73,6 +73,8 @@ def program_source(p: Program) -> str:
         args.append(f"explore={explore_source(p.explore)}")
         if p.act_first:
             args.append("order=act_first")
+        if p.trunc_terminal:
+            args.append("truncation=terminal")
         return f"{p.name}({', '.join(args)})"
     if isinstance(p, UCB1):
         return f"UCB1(c={frac_source(p.c)})"

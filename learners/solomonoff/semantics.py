@@ -68,6 +68,7 @@ class ProgramAgent(SampledAgent):
             self.coef = tuple(float(c) for c in f.as_tuple())
             self.gamma = float(p.gamma) if p.gamma is not None else 0.0
             self.deferred = f.waits_for_next_action   # SARSA's targets, and the act-first order
+            self.trunc_terminal = f.trunc_terminal
             self.alpha = None if p.alpha is None else float(p.alpha)
             self.kind = p.explore.kind
             self.param = None if p.explore.param is None else float(p.explore.param)
@@ -126,7 +127,9 @@ class ProgramAgent(SampledAgent):
             if ce or (cn and a2 is None):
                 e = float(explore_probs(self.kind, self.param, q2, self.N[s2]) @ q2)
             nq = (float(q2[a2]) if a2 is not None else e) if cn else 0.0
-        y = (cr * r + c1) + self.gamma * ((cm * m + cn * nq) + ce * e)
+        # a truncation treated as terminal: the bootstrap terms count with weight 0
+        gamma = 0.0 if (truncated and self.trunc_terminal) else self.gamma
+        y = (cr * r + c1) + gamma * ((cm * m + cn * nq) + ce * e)
         self.N[s, a] += 1
         step = self.alpha if self.alpha is not None else 1.0 / self.N[s, a]
         self.Q[s, a] += step * (y - self.Q[s, a])

@@ -71,6 +71,9 @@ class LinearTarget:
     #: the update of (s, a) waits until the next action is drawn (from the values before it), as
     #: SARSA's must; for other targets a variant of the order of acting and updating
     act_first: bool = False
+    #: a time-limit truncation is treated as a terminal step (no bootstrap), as code written
+    #: against ``done = terminated or truncated`` does
+    trunc_terminal: bool = False
 
     def __add__(self, o: "LinearTarget") -> "LinearTarget":
         return LinearTarget(self.r + o.r, self.const + o.const, self.max + o.max, self.next + o.next, self.exp + o.exp)
@@ -163,10 +166,13 @@ class TD:
     gamma: Fraction | None   # present iff the target tree has a g-term
     explore: Explore
     act_first: bool = False  # draw the next action before updating (targets without Q(s',a'))
+    trunc_terminal: bool = False  # no bootstrap after a time-limit truncation (targets with a g-term)
 
     def __post_init__(self) -> None:
         if self.act_first and linear_form(self.target).next:
             raise ValueError("a target with Q(s',a') always draws the next action first: act_first is for other targets")
+        if self.trunc_terminal and not expr_has_gamma(self.target):
+            raise ValueError("truncation=terminal needs a target with a g-term (without one nothing is bootstrapped)")
         if self.alpha is not None and not 0 < self.alpha < 1:
             raise ValueError(f"alpha must be in (0, 1) or 1/n, got {self.alpha}")
         if expr_has_gamma(self.target) != (self.gamma is not None):
@@ -176,8 +182,7 @@ class TD:
 
     @property
     def form(self) -> LinearTarget:
-        f = linear_form(self.target)
-        return replace(f, act_first=True) if self.act_first else f
+        return replace(linear_form(self.target), act_first=self.act_first, trunc_terminal=self.trunc_terminal)
 
     @property
     def name(self) -> str:

@@ -52,6 +52,10 @@ class TDEngine(Compiled):
         self.coef = coef[order]
         self.cr, self.c1, self.cm, self.cn, self.ce = (np.ascontiguousarray(self.coef[:, i]) for i in range(5))
         self.gamma = np.asarray(tables["gamma"], dtype=np.float64)[order]
+        # the discount of an update at a time-limit truncation: 0 where the program treats it as
+        # terminal (its bootstrap terms then count for nothing, as after a terminal step)
+        trunc_terminal = np.broadcast_to(np.asarray(tables.get("trunc_terminal", False), dtype=bool), coef.shape[:1])
+        self.gamma_trunc = np.where(trunc_terminal[order], 0.0, self.gamma)
         self.pi_kind = pi_kind[order]
         self.pi_param = np.asarray(tables["pi_param"], dtype=np.float64)[order]
         self.deferred = deferred[order]
@@ -195,7 +199,7 @@ class TDEngine(Compiled):
         else:
             b_cdiv = np.zeros(1)
         # the updates of ``advance``, with the counts each sees (as _update increments them)
-        upd_i = np.zeros((3, 9), dtype=np.int64)
+        upd_i = np.zeros((3, 10), dtype=np.int64)
         upd_r = np.zeros(3)
         upd_e = np.zeros((3, 3, 2), dtype=np.int64)
         upd_cdiv = np.zeros((3, self.k_pcvals.size * A))
@@ -204,14 +208,14 @@ class TDEngine(Compiled):
             r, s2, terminated, truncated = transition
             if self.pending is not None:
                 ps, pa, pr, ps2 = self.pending
-                todo.append((0, True, ps, pa, pr, ps2, False, a))
-            todo.append((1, False, s, a, r, s2, bool(terminated), None))
+                todo.append((0, True, ps, pa, pr, ps2, False, a, False))
+            todo.append((1, False, s, a, r, s2, bool(terminated), None, bool(truncated)))
             if terminated or truncated:
-                todo.append((2, True, s, a, r, s2, bool(terminated), None))
+                todo.append((2, True, s, a, r, s2, bool(terminated), None, bool(truncated)))
                 self.pending = None
             else:
                 self.pending = (s, a, r, s2)
-        for u, timing, us, ua, ur, us2, uterm, ua2 in todo:
+        for u, timing, us, ua, ur, us2, uterm, ua2, utrunc in todo:
             lo, hi = (self.n_imm, self.n_tables) if timing else (0, self.n_imm)
             if hi <= lo:
                 continue
@@ -225,7 +229,8 @@ class TDEngine(Compiled):
                 if (timing, 2) in self.blocks:
                     upd_cdiv[u] = (self.k_pcvals[:, None] / np.sqrt(self.N[int(timing), us2] + 1.0)[None, :]).ravel()
             self.N[int(timing), us, ua] += 1
-            upd_i[u] = (1, lo, hi, us, ua, us2, int(uterm), -1 if ua2 is None else int(ua2), int(self.N[int(timing), us, ua]))
+            upd_i[u] = (1, lo, hi, us, ua, us2, int(uterm), -1 if ua2 is None else int(ua2), int(self.N[int(timing), us, ua]),
+                        int(utrunc))
             upd_r[u] = float(ur)
         st = self._kernel_static()
         e_lw, s_lw, b_lw = (lw[sl] for sl in st["slices"])
@@ -292,7 +297,7 @@ class TDEngine(Compiled):
               "softmax": (vt[1], so["param"] if so else empty_f, self.k_off["softmax"]),
               "count_bonus": (vt[2], bo["k_cbase"] if bo else empty_u, self.k_off["count_bonus"]),
               "tables": (self.k_coef[0], self.c1, self.k_coef[1], self.k_coef[2], self.k_coef[3], self.gamma,
-                         self.inv_count, self.alpha, self.pi_param, self.k_pcidx)}
+                         self.gamma_trunc, self.inv_count, self.alpha, self.pi_param, self.k_pcidx)}
         self._kstatic = st
         return st
 
@@ -438,11 +443,13 @@ class TDEngine(Compiled):
         m = u == amax(u)[None, :]
         return m / acount(m)[None, :].astype(np.float64)
 
-    def _update(self, timing: bool, s: int, a: int, r: float, s2: int, terminated: bool, a2: int | None) -> None:
+    def _update(self, timing: bool, s: int, a: int, r: float, s2: int, terminated: bool, a2: int | None,
+                truncated: bool = False) -> None:
         sl = slice(self.n_imm, self.n_tables) if timing else slice(0, self.n_imm)
         if sl.stop <= sl.start:
             return
-        cr, c1, cm, cn, ce, gam = (x[sl] for x in (self.cr, self.c1, self.cm, self.cn, self.ce, self.gamma))
+        cr, c1, cm, cn, ce, gam = (x[sl] for x in (self.cr, self.c1, self.cm, self.cn, self.ce,
+                                                   self.gamma_trunc if truncated else self.gamma))
         n_t = sl.stop - sl.start
         if terminated:
             boot = np.zeros(n_t)
@@ -481,9 +488,9 @@ class TDEngine(Compiled):
             ps, pa, pr, ps2 = self.pending
             self.pending = None
             self._update(True, ps, pa, pr, ps2, False, a)
-        self._update(False, s, a, r, s2, terminated, None)
+        self._update(False, s, a, r, s2, terminated, None, truncated)
         if terminated or truncated:
-            self._update(True, s, a, r, s2, terminated, None)
+            self._update(True, s, a, r, s2, terminated, None, truncated)
         else:
             self.pending = (s, a, r, s2)
         self._s = None
