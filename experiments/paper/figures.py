@@ -117,6 +117,7 @@ class Drawn:
     caption: str = ""
     absent: list[str] = field(default_factory=list)
     skipped: str = ""
+    rungs: list[str] = field(default_factory=list)  # the rungs it shows
 
 
 def colour(name: str) -> str:
@@ -167,7 +168,7 @@ def seed_band(by_seed: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.nda
     full = count == len(by_seed)
     with warnings.catch_warnings():
         # identical values across seeds (a deterministic control) make a degenerate, zero-width band
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         if len(by_seed) >= 2 and full.any():
             r = stats.bootstrap((m[:, full],), np.mean, axis=0, vectorized=True, n_resamples=BAND_RESAMPLES,
                                 method="percentile", batch=200, rng=rng)
@@ -214,7 +215,9 @@ def _absent_note(ax, study: Study, rung: str, question: str, variant: str, who, 
                 short.append(f"{name} {c.status}")
                 absent.append(f"{label(name)} on {study.label(rung)}, {question} {variant}: {c.status}{why}")
     if short:
-        ax.set_title(ax.get_title() + "\nnot measured: " + ", ".join(short), fontsize=7.5)
+        # wrapped to the panel's width (about 16 characters an inch at this size)
+        chars = max(30, int(ax.get_position().width * ax.figure.get_figwidth() * 16))
+        ax.set_title(ax.get_title() + "\n" + textwrap.fill("not measured: " + ", ".join(short), chars), fontsize=7.5)
 
 
 def _empty(ax, text: str) -> None:
@@ -296,6 +299,7 @@ def fig_teacher_learning(study: Study) -> Drawn:
         ax.set(title=study.label(rung), xlabel="episode", ylabel=RETURN_LABEL)
     _hide_unused(axes, len(rungs))
     _legend(fig)
+    d.rungs = list(rungs)
     d.figure = fig
     d.caption = ("The teacher's own learning on each rung: normalised return per episode (fraction of the task's "
                  "optimal return) while it learns from scratch. " + BAND_METHOD)
@@ -340,6 +344,7 @@ def fig_q1_tracking(study: Study) -> Drawn:
                 _empty(ax, f"mixture: {c.status}" + (f"\n{c.reason}" if c.reason else "") if c else "no mixture curve")
             ax.set(xlabel="step", ylabel="cumulative bits")
     _legend(fig)
+    d.rungs = list(rungs)
     d.figure = fig
     d.caption = ("Top: KL divergence from the teacher's action distribution to each imitator's and control's, in "
                  "bits per step, teacher-forced along the teacher's history, by decile of its learning time"
@@ -378,6 +383,7 @@ def fig_q2_continuation_curves(study: Study) -> Drawn:
             _return_panel(axes[i, j], study, rung, "Q2", variant, Q2_CURVE_WHO, T, d.absent,
                           title=f"{study.label(rung)} — {variant}, T = {fmt_T(T)}", xlabel="episode")
     _legend(fig)
+    d.rungs = list(rungs)
     d.figure = fig
     d.caption = ("Normalised return per episode (counted from the start of the teacher's run) of each imitator acting "
                  "alone from the truncation point T to kT, beside the teacher continued from T (the reference) and "
@@ -475,11 +481,12 @@ def fig_q2_headline(study: Study) -> Drawn:
     extra = [(Line2D([], [], color=colour("teacher_continued"), lw=0.8, ls=":"), "1: keeps improving like the teacher"),
              (Line2D([], [], color=colour("teacher_frozen"), lw=0.8, ls=":"), "0: frozen where its history ended")]
     _legend(fig, extra)
+    d.rungs = list(rungs)
     d.figure = fig
     d.caption = ("The continuation ratio (R_imitator(kT) − R_teacher(T)) / (R_teacher(kT) − R_teacher(T)): 1 means the "
                  "frozen imitator, acting alone from T, improved as much as the teacher continued from T; 0 means it "
                  "stayed at the level it saw. Top: against the truncation point T, per rung, both imitators, solid "
-                 "= within (trained on whole histories), dashed = beyond (training histories cut at T too). Bottom: "
+                 "= within (trained on whole histories), dashed = beyond (training histories cut at T too; the mixture has no training, so its two coincide). Bottom: "
                  "against each rung's complexity (" + ", ".join(COMPLEXITY_LABELS[c] for c in axes_keys) + ", from "
                  "study.json) at the middle truncation point of each rung ("
                  + "; ".join(f"{study.label(r)} T = {fmt_T(t)}" for r, t in chosen.items()) + "). " + SUMMARY_METHOD)
@@ -504,6 +511,7 @@ def fig_q3_new_task(study: Study) -> Drawn:
             _return_panel(axes[i, j], study, rung, "Q3", variant, Q3_WHO, None, d.absent,
                           title=f"{study.label(rung)} — {variant}", xlabel="episode on the new task")
     _legend(fig)
+    d.rungs = list(rungs)
     d.figure = fig
     d.caption = ("Normalised return per episode on a task the imitator never saw — heldout: new tasks of the rung's "
                  "family; transplant: a different task family — for each imitator, a fresh teacher learning the task "
@@ -533,6 +541,7 @@ def fig_mixture_beliefs(study: Study) -> Drawn:
             _empty(ax, f"mixture: {c.status}" + (f"\n{c.reason}" if c.reason else ""))
     _hide_unused(axes, len(rungs) + len(others))
     _legend(fig)
+    d.rungs = rungs + others
     d.figure = fig
     d.caption = ("The mixture's posterior mass on the teacher's own program class (every enumerated program equivalent "
                  "to the teacher's learning algorithm, prior weights added) after each step of the teacher's "
@@ -568,6 +577,7 @@ def fig_complexity_axis(study: Study) -> Drawn:
         ax.set_xlim(-0.6, len(rungs) - 0.4)  # a rung without a value keeps its slot (and its n/a)
         ax.set_title(COMPLEXITY_LABELS[ckey])
         ax.grid(axis="x", visible=False)
+    d.rungs = list(rungs)
     d.figure = fig
     d.caption = ("Each rung's four complexity coordinates, from study.json: log2 of the number of hypotheses the "
                  "mixture enumerates under its budget, the number of state–action pairs |S|·|A|, the teacher's "

@@ -167,6 +167,9 @@ def write_report(study: Study, drawn: list[Drawn], directory: Path, formats: tup
                   f"*Figure {i}.* {d.caption} {data_line(study)}"]
         if d.absent:
             lines += ["", "Not measured, so not drawn: " + "; ".join(dict.fromkeys(d.absent)) + "."]
+        unshown = [study.label(r) for r in study.rung_names if r not in d.rungs]
+        if unshown:
+            lines += ["", f"No data for this figure on: {', '.join(unshown)} (see *Cells not measured*)."]
         lines += ["", "Files: " + ", ".join(f"[{d.stem}.{f}]({d.stem}.{f})" for f in formats), ""]
     lines += ["## Tables", "",
               "Each cell is the mean [95% interval] of summary.csv's row for that rung, imitator or control, question, "
