@@ -46,13 +46,27 @@ class TaskSplit:
     test: list[dict[str, Any]]
     env_id: str | None = None
     params: dict[str, Any] = field(default_factory=dict)  # seed and kwargs that made the split
+    val: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"env_id": self.env_id, "params": dict(self.params), "train": self.train, "test": self.test}
+        return {"env_id": self.env_id, "params": dict(self.params), "train": self.train, "val": self.val,
+                "test": self.test}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TaskSplit":
-        return cls(train=list(d["train"]), test=list(d["test"]), env_id=d.get("env_id"), params=dict(d.get("params", {})))
+        return cls(train=list(d["train"]), test=list(d["test"]), env_id=d.get("env_id"), params=dict(d.get("params", {})),
+                   val=list(d.get("val", [])))
+
+    def with_validation(self, n_val: int) -> "TaskSplit":
+        """Three disjoint task sets: the first ``n_val`` training tasks become validation tasks
+        (for choosing presets and settings), the rest stay training tasks; the test tasks are
+        untouched, so they are the same tasks whatever ``n_val`` is, and are scored once."""
+        n_val = int(n_val)
+        if not 0 <= n_val < len(self.train):
+            raise ValueError(f"cannot take {n_val} validation tasks from {len(self.train)} training tasks "
+                             "(at least one must stay for training)")
+        return TaskSplit(train=self.train[n_val:], test=list(self.test), env_id=self.env_id,
+                         params={**self.params, "n_val": n_val}, val=self.train[:n_val])
 
 
 def _env_class(env_id: str):
