@@ -229,8 +229,11 @@ class Queries:
         return rep
 
     def summary(self) -> dict[str, Any]:
+        """What a result file records of the mixture: its space, its size, and (once it has seen
+        evidence) whether the teacher looked inside its class."""
         return {"space": self.space.summary(), "programs": self.n_programs(), "dedup": self.dedup_stats,
-                "smoothing": self.smoothing, "evidence_steps": self.n_evidence}
+                "smoothing": self.smoothing, "evidence_steps": self.n_evidence,
+                "variants": list(self.grammar.variants), "misspecification": self.predictive_check.report()}
 
 
 def _min_period(seq: Sequence[int]) -> int:
