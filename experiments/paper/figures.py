@@ -215,8 +215,10 @@ def _absent_note(ax, study: Study, rung: str, question: str, variant: str, who, 
                 short.append(f"{name} {c.status}")
                 absent.append(f"{label(name)} on {study.label(rung)}, {question} {variant}: {c.status}{why}")
     if short:
-        # wrapped to the panel's width (about 16 characters an inch at this size)
-        chars = max(30, int(ax.get_position().width * ax.figure.get_figwidth() * 16))
+        # wrapped to the panel's share of the figure's width (about 14 characters an inch at this size)
+        spec = ax.get_subplotspec()
+        share = len(spec.colspan) / spec.get_gridspec().ncols
+        chars = max(28, int(share * ax.figure.get_figwidth() * 14))
         ax.set_title(ax.get_title() + "\n" + textwrap.fill("not measured: " + ", ".join(short), chars), fontsize=7.5)
 
 
@@ -358,10 +360,16 @@ def fig_q1_tracking(study: Study) -> Drawn:
 # ---- figure 3 -------------------------------------------------------------------------------
 
 def pick_T(study: Study, rung: str) -> float | None:
-    """The truncation point a single-T figure shows for a rung: the middle of the rung's Q2 Ts."""
-    Ts = sorted({k[5] for k in study.curves if k[0] == rung and k[2] == "Q2" and k[5] is not None}
-                | {k[5] for k in study.summary if k[0] == rung and k[2] == "Q2" and k[5] is not None})
-    return Ts[(len(Ts) - 1) // 2] if Ts else None
+    """The truncation point a single-T figure shows for a rung: the middle of the Q2 Ts that every
+    variant has (a "beyond" imitator is trained for a few Ts only), else of all its Q2 Ts."""
+    by_variant: dict[str, set[float]] = {}
+    for k in list(study.curves) + list(study.summary):
+        if k[0] == rung and k[2] == "Q2" and k[5] is not None:
+            by_variant.setdefault(k[3], set()).add(k[5])
+    if not by_variant:
+        return None
+    Ts = sorted(set.intersection(*by_variant.values()) or set.union(*by_variant.values()))
+    return Ts[(len(Ts) - 1) // 2]
 
 
 Q2_CURVE_WHO = ("mixture", "transformer", "teacher_continued", "teacher_frozen")
@@ -388,8 +396,8 @@ def fig_q2_continuation_curves(study: Study) -> Drawn:
     d.caption = ("Normalised return per episode (counted from the start of the teacher's run) of each imitator acting "
                  "alone from the truncation point T to kT, beside the teacher continued from T (the reference) and "
                  "the teacher frozen at T. Within: the imitator was trained on whole histories and conditioned on one "
-                 "cut at T; beyond: every training history was cut at T as well. One T per rung (the middle of its "
-                 "truncation points): " + "; ".join(shown) + ". " + BAND_METHOD)
+                 "cut at T; beyond: every training history was cut at T as well. One T per rung (the middle of the "
+                 "truncation points both variants have): " + "; ".join(shown) + ". " + BAND_METHOD)
     return d
 
 
@@ -488,7 +496,7 @@ def fig_q2_headline(study: Study) -> Drawn:
                  "stayed at the level it saw. Top: against the truncation point T, per rung, both imitators, solid "
                  "= within (trained on whole histories), dashed = beyond (training histories cut at T too; the mixture has no training, so its two coincide). Bottom: "
                  "against each rung's complexity (" + ", ".join(COMPLEXITY_LABELS[c] for c in axes_keys) + ", from "
-                 "study.json) at the middle truncation point of each rung ("
+                 "study.json) at the middle truncation point both variants have on each rung ("
                  + "; ".join(f"{study.label(r)} T = {fmt_T(t)}" for r, t in chosen.items()) + "). " + SUMMARY_METHOD)
     return d
 
