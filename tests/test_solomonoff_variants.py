@@ -73,10 +73,11 @@ class ActFirstQLearning:
         self.Q[s, a] += self.alpha * (target - self.Q[s, a])
 
 
-def _history(seed: int, episodes: int):
-    env_id, kw = ENV
-    env = gym.make(env_id, **kw)
-    teacher = ActFirstQLearning(int(env.observation_space.n), int(env.action_space.n), 0.5, 0.5, 0.5, seed)
+def _history(seed: int, episodes: int, env=None, teacher_class=None):
+    """A history of a plain-Python teacher (alpha = gamma = epsilon = 1/2)."""
+    env_id, kw = env or ENV
+    e = gym.make(env_id, **kw)
+    teacher = (teacher_class or ActFirstQLearning)(int(e.observation_space.n), int(e.action_space.n), 0.5, 0.5, 0.5, seed)
     return record(teacher, env_id, env_kwargs=kw, episodes=episodes, seed=seed + 7)
 
 
@@ -117,18 +118,6 @@ def test_act_first_code_and_text():
         parse_program("SARSA(init=0, alpha=1/2, gamma=1/2, explore=greedy, order=act_first)")
 
 
-def test_mixture_identifies_the_act_first_teacher():
-    env_id, kw = ENV
-    mix = Mixture.for_env(env_id, 16, env_kwargs=kw, variants=("act_first",))
-    hist = _history(0, episodes=300)   # 6000 steps
-    probs = mix.predict_history(hist, watch=[ACT_FIRST, TEXTBOOK])
-    assert_bound(mix, hist, teacher=ACT_FIRST, programs=[ACT_FIRST])
-    score = score_predictions(probs, hist)
-    assert score.kl_bits[-500:].mean() < 0.01
-    mass, textbook_mass = mix.watch_trace[-1]
-    assert mass > 0.9 and textbook_mass < 0.01, (mass, textbook_mass, mix.format_top(3))
-    assert not mix.diagnostics()["misspecification"]["misspecified"]
-
 
 DARKROOM = ("hypospace/DarkRoom-v0", {"size": 4, "goal": [0, 3]})
 DONE_TERMINAL = "QLearning(init=0, alpha=1/2, gamma=1/2, explore=eps_greedy(1/2), truncation=terminal)"
@@ -148,10 +137,7 @@ class DoneQLearning(ActFirstQLearning):
 
 
 def _done_history(seed: int, episodes: int):
-    env_id, kw = DARKROOM
-    env = gym.make(env_id, **kw)
-    teacher = DoneQLearning(int(env.observation_space.n), int(env.action_space.n), 0.5, 0.5, 0.5, seed)
-    return record(teacher, env_id, env_kwargs=kw, episodes=episodes, seed=seed + 7)
+    return _history(seed, episodes, DARKROOM, DoneQLearning)
 
 
 def test_truncation_terminal_program_is_the_done_teacher():
@@ -165,12 +151,16 @@ def test_truncation_terminal_program_is_the_done_teacher():
     assert g.decode(g.encode(p)) == (p, g.bits(p))
 
 
-def test_mixture_identifies_the_done_teacher():
-    env_id, kw = DARKROOM
-    mix = Mixture.for_env(env_id, 16, env_kwargs=kw, variants=("truncation",))
-    hist = _done_history(0, episodes=300)   # 6000 steps
-    probs = mix.predict_history(hist, watch=[DONE_TERMINAL, TEXTBOOK])
-    assert_bound(mix, hist, teacher=DONE_TERMINAL, programs=[DONE_TERMINAL])
+@pytest.mark.parametrize("variant", ["act_first", "truncation"])
+def test_mixture_identifies_the_variant_teacher(variant):
+    """6000 steps of the plain-Python teacher: the mixture over the grammar with the variant
+    puts its mass on the variant's program, not on the plain grammar's nearest one."""
+    (env_id, kw), program, hist = {"act_first": (ENV, ACT_FIRST, lambda: _history(0, 300)),
+                                   "truncation": (DARKROOM, DONE_TERMINAL, lambda: _done_history(0, 300))}[variant]
+    mix = Mixture.for_env(env_id, 16, env_kwargs=kw, variants=(variant,))
+    hist = hist()
+    probs = mix.predict_history(hist, watch=[program, TEXTBOOK])
+    assert_bound(mix, hist, teacher=program, programs=[program])
     assert score_predictions(probs, hist).kl_bits[-500:].mean() < 0.01
     mass, textbook_mass = mix.watch_trace[-1]
     assert mass > 0.9 and textbook_mass < 0.01, (mass, textbook_mass, mix.format_top(3))

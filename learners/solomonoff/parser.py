@@ -231,6 +231,16 @@ def _explore_arg(tk: _Tokens) -> Explore:
         raise ProgramParseError(f"{e} in {tk.text!r}") from None
 
 
+def _flag_arg(tk: _Tokens, kw: dict, key: str, choices: tuple[str, str], name: str) -> str:
+    """A variant's argument (one of two words; the first, the plain grammar's, when absent)."""
+    if key not in kw:
+        return choices[0]
+    o = _sub(tk, kw[key]).toks
+    if len(o) != 1 or o[0][1] not in choices:
+        raise ProgramParseError(f"{name}: {key} is {choices[0]} or {choices[1]} in {tk.text!r}")
+    return o[0][1]
+
+
 def parse_program(text: str) -> Program:
     """Parse program source (as printed by ``program_source``). Raises ProgramParseError.
 
@@ -270,18 +280,8 @@ def parse_program(text: str) -> Program:
             if not expr_has_gamma(target) and gamma is not None:
                 raise ProgramParseError(f"{name}: gamma given but the target has no g-term in {text!r}")
             explore = _explore_arg(_sub(tk, kw["explore"]))
-            act_first = False
-            if "order" in kw:
-                o = _sub(tk, kw["order"]).toks
-                if len(o) != 1 or o[0][1] not in ("act_first", "update_first"):
-                    raise ProgramParseError(f"{name}: order is act_first or update_first in {text!r}")
-                act_first = o[0][1] == "act_first"
-            trunc_terminal = False
-            if "truncation" in kw:
-                o = _sub(tk, kw["truncation"]).toks
-                if len(o) != 1 or o[0][1] not in ("terminal", "bootstrap"):
-                    raise ProgramParseError(f"{name}: truncation is terminal or bootstrap in {text!r}")
-                trunc_terminal = o[0][1] == "terminal"
+            act_first = _flag_arg(tk, kw, "order", ("update_first", "act_first"), name) == "act_first"
+            trunc_terminal = _flag_arg(tk, kw, "truncation", ("bootstrap", "terminal"), name) == "terminal"
             return TD(init, alpha, target, gamma, explore, act_first, trunc_terminal)
         if name == "UCB1":
             kw = _parse_kwargs(tk, ("c",), name)
