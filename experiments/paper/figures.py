@@ -270,6 +270,20 @@ def _return_panel(ax, study: Study, rung: str, question: str, variant: str, who,
     _absent_note(ax, study, rung, question, variant, who, absent, drew)
 
 
+def _return_grid(d: Drawn, study: Study, rungs: list[str], question: str, variants: list[str], who,
+                 Ts: dict[str, float | None], xlabel: str) -> None:
+    """Return curves, one row per rung and one column per variant, into ``d``."""
+    fig, axes = _figure(len(rungs), len(variants))
+    for i, rung in enumerate(rungs):
+        at = "" if Ts[rung] is None else f", T = {fmt_T(Ts[rung])}"
+        for j, variant in enumerate(variants):
+            _return_panel(axes[i, j], study, rung, question, variant, who, Ts[rung], d.absent,
+                          title=f"{study.label(rung)} — {variant}{at}", xlabel=xlabel)
+    _legend(fig)
+    d.rungs = list(rungs)
+    d.figure = fig
+
+
 def _rungs_with(study: Study, pred: Callable[[tuple], bool]) -> list[str]:
     have = {k[0] for k in study.curves if pred(k)}
     return [r for r in study.rung_names if r in have]
@@ -382,17 +396,9 @@ def fig_q2_continuation_curves(study: Study) -> Drawn:
         d.skipped = "the study has no Q2 continuation curves (curves.csv, question Q2, curve return, T set)"
         return d
     variants = _variants(study.curves, "Q2", ("within", "beyond"))
-    fig, axes = _figure(len(rungs), len(variants))
-    shown = []
-    for i, rung in enumerate(rungs):
-        T = pick_T(study, rung)
-        shown.append(f"{study.label(rung)} T = {fmt_T(T)}")
-        for j, variant in enumerate(variants):
-            _return_panel(axes[i, j], study, rung, "Q2", variant, Q2_CURVE_WHO, T, d.absent,
-                          title=f"{study.label(rung)} — {variant}, T = {fmt_T(T)}", xlabel="episode")
-    _legend(fig)
-    d.rungs = list(rungs)
-    d.figure = fig
+    Ts = {r: pick_T(study, r) for r in rungs}
+    _return_grid(d, study, rungs, "Q2", variants, Q2_CURVE_WHO, Ts, "episode")
+    shown = [f"{study.label(r)} T = {fmt_T(T)}" for r, T in Ts.items()]
     d.caption = ("Normalised return per episode (counted from the start of the teacher's run) of each imitator acting "
                  "alone from the truncation point T to kT, beside the teacher continued from T (the reference) and "
                  "the teacher frozen at T. Within: the imitator was trained on whole histories and conditioned on one "
@@ -513,14 +519,7 @@ def fig_q3_new_task(study: Study) -> Drawn:
         d.skipped = "the study has no Q3 return curves (curves.csv, question Q3, curve return)"
         return d
     variants = _variants(study.curves, "Q3", ("heldout", "transplant"))
-    fig, axes = _figure(len(rungs), len(variants))
-    for i, rung in enumerate(rungs):
-        for j, variant in enumerate(variants):
-            _return_panel(axes[i, j], study, rung, "Q3", variant, Q3_WHO, None, d.absent,
-                          title=f"{study.label(rung)} — {variant}", xlabel="episode on the new task")
-    _legend(fig)
-    d.rungs = list(rungs)
-    d.figure = fig
+    _return_grid(d, study, rungs, "Q3", variants, Q3_WHO, {r: None for r in rungs}, "episode on the new task")
     d.caption = ("Normalised return per episode on a task the imitator never saw — heldout: new tasks of the rung's "
                  "family; transplant: a different task family — for each imitator, a fresh teacher learning the task "
                  "from scratch, and uniform random actions. " + BAND_METHOD)

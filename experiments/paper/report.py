@@ -65,7 +65,7 @@ def _n_note(vals: list[Interval]) -> str:
     ns = sorted({v.n for v in vals})
     if not ns:
         return ""
-    return f"n (values behind each interval) = {ns[0]}" if len(ns) == 1 else f"n (values behind each interval) from {ns[0]} to {ns[-1]}"
+    return f"n (seeds behind each interval) = {ns[0]}" if len(ns) == 1 else f"n (seeds behind each interval) from {ns[0]} to {ns[-1]}"
 
 
 def table(study: Study, fixed: dict[str, str], rows: list[tuple], columns: list[str], row_columns: tuple[str, ...]) -> list[str]:
