@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(VENV)/bin/pip
 
-.PHONY: setup demo test test-slow bench clean-venv
+.PHONY: setup demo test test-slow paper clean-venv
 
 setup: $(VENV)/.installed
 
@@ -13,11 +13,18 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e '.[dev,minari,sb3]'
 	touch $@
 
+# The main job on its embedded default: the smoke study (every question, both imitators, 3 rungs),
+# resumed if it was interrupted; prints the summary table.
 demo: setup
-	$(PY) -m experiments.demo
+	$(PY) -m experiments.study --preset smoke --out runs/study-smoke --resume
+
+# The default study (resumable: hours on 2 cores), then the paper's figures and REPORT.md from it.
+paper: setup
+	$(PY) -m experiments.study --preset default --out runs/study-default --resume
+	$(PY) -m experiments.paper --study runs/study-default --out paper
 
 test: setup
 	$(PY) -m pytest -q

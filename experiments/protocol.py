@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from learners.history import LearningHistory
+from learners.interop.unknown_probs import teacher_probs_known
 from learners.protocols import SampledAgent, Transition, sample_action
 
 LOG2E = 1.0 / math.log(2.0)
@@ -36,8 +37,9 @@ class TeacherForcedResult:
     probs: np.ndarray          # [T, A] imitator's predictive distribution before each teacher action
     log_loss_bits: np.ndarray  # [T]   -log2 p_imitator(action[t])
     kl_bits: np.ndarray        # [T]   KL(teacher_probs[t] || probs[t]) in bits
-    agree: np.ndarray          # [T]   argmax of the imitator is an argmax of the teacher
+    agree: np.ndarray          # [T]   1.0 where the imitator's argmax is an argmax of the teacher
     episode: np.ndarray        # [T]   episode of each step (for per-episode summaries)
+    teacher_probs_known: bool = True  # False: KL and agreement are NaN (only actions were logged)
 
     def cumulative_log_loss_bits(self) -> np.ndarray:
         return np.cumsum(self.log_loss_bits)
@@ -50,16 +52,23 @@ class TeacherForcedResult:
 
     def summary(self, last: int | None = None) -> dict[str, float]:
         sl = slice(-last, None) if last else slice(None)
-        return {
-            "steps": int(len(self.kl_bits[sl])),
-            "mean_log_loss_bits": float(np.mean(self.log_loss_bits[sl])),
-            "mean_kl_bits": float(np.mean(self.kl_bits[sl])),
-            "argmax_agreement": float(np.mean(self.agree[sl])),
-        }
+        out: dict[str, Any] = {"steps": int(len(self.kl_bits[sl])),
+                               "mean_log_loss_bits": float(np.mean(self.log_loss_bits[sl]))}
+        if self.teacher_probs_known:
+            out.update(mean_kl_bits=float(np.mean(self.kl_bits[sl])), argmax_agreement=float(np.mean(self.agree[sl])))
+        else:
+            out["teacher_probs"] = "unknown: only the actions were logged, so KL and agreement are not measured"
+        return out
 
 
 def score_predictions(probs: np.ndarray, history: LearningHistory) -> TeacherForcedResult:
-    """Score predicted distributions ``probs[t]`` of the teacher's action against the history."""
+    """Score predicted distributions ``probs[t]`` of the teacher's action against the history.
+
+    A history whose ``teacher_probs`` are a placeholder (imported from a dataset that logged only
+    the actions) is scored on the actions alone: log-loss is measured, KL and agreement with the
+    teacher's distribution are NaN (never computed against the placeholder), and ``summary()``
+    says the distribution is unknown."""
+    known = teacher_probs_known(history)
     probs = np.asarray(probs, dtype=np.float64)
     tp = np.asarray(history.teacher_probs, dtype=np.float64)
     if probs.shape != tp.shape:
@@ -74,9 +83,11 @@ def score_predictions(probs: np.ndarray, history: LearningHistory) -> TeacherFor
     kl = np.maximum(kl, 0.0)  # rounding can give -1e-17
     tmax = tp.max(axis=1, keepdims=True)
     pick = probs.argmax(axis=1)
-    agree = tp[np.arange(T), pick] >= tmax[:, 0] * (1 - 1e-12)
+    agree = (tp[np.arange(T), pick] >= tmax[:, 0] * (1 - 1e-12)).astype(np.float64)
+    if not known:
+        kl, agree = np.full(T, np.nan), np.full(T, np.nan)
     return TeacherForcedResult(probs=probs, log_loss_bits=log_loss, kl_bits=kl, agree=agree,
-                               episode=np.asarray(history.episode))
+                               episode=np.asarray(history.episode), teacher_probs_known=known)
 
 
 def teacher_forced(imitator: Any, history: LearningHistory, *, progress: bool = False, use_fast_path: bool = True) -> TeacherForcedResult:

@@ -13,7 +13,8 @@ arrays and sampled as windows of whole episodes (every k-th episode for strides 
 --subsample); (3) AdamW with warmup + cosine, gradient clipping, CSV logs (TensorBoard when
 installed), checkpoints with the whole state every --checkpoint-every updates; (4) the final
 model goes to OUT/model/ (model.safetensors + meta.json), ready for
-``TransformerImitator.load(OUT/model)`` and ``python -m experiments.ad_eval``.
+``TransformerImitator.load(OUT/model)``; the study (``python -m experiments.study``) trains and
+evaluates its own transformers per rung the same way.
 
 Every --flag below overrides the preset; --data-* flags change which histories are recorded,
 --model-* flags the model. --resume continues OUT from its latest checkpoint with the

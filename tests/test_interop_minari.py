@@ -184,3 +184,16 @@ def test_default_root_is_the_project_cache_not_home(saved_history, tmp_path, mon
     assert d == tmp_path / "cache" / "minari" / "dr-v0"
     assert mi.from_minari("dr-v0").metadata == saved_history.metadata
     assert not Path(tmp_path / "home" / ".minari").exists() and "MINARI_DATASETS_PATH" not in os.environ
+
+
+def test_teacher_forced_scores_only_the_actions_of_a_history_without_probabilities():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 3, 30)
+    h = LearningHistory.from_arrays(obs=np.zeros(30, np.int64), action=a, reward=np.zeros(30),
+                                    teacher_probs=np.eye(3)[a], terminated=np.ones(30, bool), truncated=np.zeros(30, bool),
+                                    metadata={"teacher_probs_known": False})
+    res = teacher_forced(UniformRandom(3), h)
+    assert np.allclose(res.log_loss_bits, np.log2(3))
+    assert np.all(np.isnan(res.kl_bits)) and np.all(np.isnan(res.agree))
+    s = res.summary()
+    assert "mean_kl_bits" not in s and s["teacher_probs"].startswith("unknown")

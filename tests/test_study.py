@@ -182,3 +182,75 @@ def test_help_shows_the_presets_values():
 def read_csv(p: Path) -> list[dict[str, str]]:
     with open(p) as f:
         return list(csv.DictReader(f))
+
+
+# ---- the smoke study end to end -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory):
+    """The whole smoke preset (every question, both imitators, 3 rungs) in a fresh cache."""
+    root = tmp_path_factory.mktemp("smoke")
+    env = {**__import__("os").environ, "HYPOSPACE_CACHE": str(root / "cache")}
+    r = _study("--preset", "smoke", "--out", str(root / "study"), "--no-progress", env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return root / "study", r.stdout
+
+
+def _summary(out: Path) -> dict[tuple, dict[str, str]]:
+    return {(r["rung"], r["imitator"], r["question"], r["variant"], r["metric"], r["T"]): r
+            for r in read_csv(out / "summary.csv")}
+
+
+def test_smoke_study_measures_every_question_for_both_imitators(smoke_study):
+    out, stdout = smoke_study
+    cov = read_csv(out / "coverage.csv")
+    assert not [c for c in cov if c["status"] == "missing"]
+    assert all(c["reason"] for c in cov if c["status"] == "cannot")
+    s = _summary(out)
+    rungs = [r["name"] for r in json.loads((out / "study.json").read_text())["rungs"]]
+    assert len(rungs) >= 3
+    for rung in rungs:
+        for im in ("mixture", "transformer"):
+            assert (rung, im, "Q1", "now", "kl_bits_late", "") in s
+            assert (rung, im, "Q3", "heldout", "auc_ratio", "") in s
+            assert any(k[:5] == (rung, im, "Q2", "within", "continuation_ratio") for k in s)
+            assert any(k[:5] == (rung, im, "Q2", "beyond", "continuation_ratio") for k in s)
+        # the fresh teacher is its own reference: its AUC ratio is exactly 1
+        assert float(s[(rung, "teacher_fresh", "Q3", "heldout", "auc_ratio", "")]["mean"]) == pytest.approx(1.0)
+        # a mixture that watched the (in-class) teacher predicts it better than uniform guessing
+        assert float(s[(rung, "mixture", "Q1", "now", "kl_bits_late", "")]["mean"]) < \
+            float(s[(rung, "uniform", "Q1", "now", "kl_bits_late", "")]["mean"])
+        # the mixture's two Q2 variants coincide (it has no training)
+        for k, row in s.items():
+            if k[:4] == (rung, "mixture", "Q2", "beyond"):
+                assert row["mean"] == s[(rung, "mixture", "Q2", "within", *k[4:])]["mean"]
+    results = read_csv(out / "results.csv")
+    assert list(results[0]) == ["rung", "imitator", "question", "variant", "metric", "T", "seed", "value"]
+    assert list(read_csv(out / "summary.csv")[0]) == ["rung", "imitator", "question", "variant", "metric", "T", "mean",
+                                                       "ci_low", "ci_high", "n", "iqm"]
+    rec = json.loads(next((out / "cells").glob("darkroom5__transformer__Q2__within__*.json")).read_text())
+    assert rec["provenance"]["commit"] and rec["settings"]["conditioning"] in ("subsampled", "contiguous")
+    assert rec["settings"]["slide"] == 0.5
+    assert "Q2 ratio within" in stdout and "mixture" in stdout
+
+
+def test_smoke_study_resume_skips_done_cells_and_gives_the_same_tables(smoke_study, tmp_path):
+    out, _ = smoke_study
+    before = (out / "summary.csv").read_bytes()
+    victim = next((out / "cells").glob("chain6__uniform__Q2__*.json"))
+    victim.unlink()
+    env = {**__import__("os").environ, "HYPOSPACE_CACHE": str(out.parent / "cache")}
+    r = _study("--preset", "smoke", "--out", str(out), "--resume", "--no-progress", env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert victim.exists()
+    assert (out / "summary.csv").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_local_and_ray_executors_give_identical_results(smoke_study, tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+    out, _ = smoke_study
+    env = {**__import__("os").environ, "HYPOSPACE_CACHE": str(out.parent / "cache")}
+    r = _study("--preset", "smoke", "--out", str(tmp_path / "ray"), "--executor", "ray", "--no-progress", env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for name in ("results.csv", "summary.csv", "curves.csv", "coverage.csv"):
+        assert (tmp_path / "ray" / name).read_bytes() == (out / name).read_bytes(), name

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from experiments.study.data import RungData
 from experiments.study.questions import Imitators, Measured, q1, q2, q3, teacher_learning, value
 from experiments.study.rungs import Preset, Rung
 from learners.files import write_json_atomic
+from learners.solomonoff.misspecification import MisspecificationWarning
 from learners.provenance import run_info
 
 IMITATORS = ("mixture", "transformer")
@@ -100,6 +102,18 @@ def cost_estimate(rung: Rung, imitator: str) -> str:
     return ""
 
 
+def _measure(cell: Cell, im: Imitators) -> Measured:
+    if cell.question == "teacher":
+        return teacher_learning(im)
+    if cell.question == "Q1":
+        return q1(im, cell.imitator)
+    if cell.question == "Q2":
+        return q2(im, cell.imitator, cell.variant)
+    if cell.question == "Q3":
+        return q3(im, cell.imitator)
+    raise ValueError(f"unknown question {cell.question!r}")
+
+
 def run_cell(cell: Cell, preset: Preset, rung: Rung, out_dir: str, command: str) -> dict[str, Any]:
     """Measure ``cell`` and write its record to ``out_dir/cells/<id>.json``; returns the record."""
     torch.set_num_threads(1)
@@ -107,16 +121,11 @@ def run_cell(cell: Cell, preset: Preset, rung: Rung, out_dir: str, command: str)
     teacher_seed, train_seed = preset.seed_parts(cell.seed)
     data = RungData(rung, preset.teacher_seeds)
     im = Imitators(data, teacher_seed, train_seed)
-    if cell.question == "teacher":
-        m = teacher_learning(im)
-    elif cell.question == "Q1":
-        m = q1(im, cell.imitator)
-    elif cell.question == "Q2":
-        m = q2(im, cell.imitator, cell.variant)
-    elif cell.question == "Q3":
-        m = q3(im, cell.imitator)
-    else:
-        raise ValueError(f"unknown question {cell.question!r}")
+    with warnings.catch_warnings():
+        # The mixture's misspecification check is recorded in the cell (info.misspecification);
+        # one warning per task and cell would only bury the progress bar.
+        warnings.simplefilter("ignore", MisspecificationWarning)
+        m = _measure(cell, im)
     variants = ["within", "beyond"] if (cell.question == "Q2" and cell.imitator in UNTRAINED_Q2) else [cell.variant]
     rows = []
     for var in variants:

@@ -173,6 +173,10 @@ def q1(im: Imitators, who: str) -> Measured:
             cum.append(np.cumsum(ll))
             bound.append(np.cumsum(own) + mix.grammar.bits(prog) + mix.log2_normaliser)
             mass.append(mix.watch_trace[:, 0] if mix.watch_trace.shape[1] else np.zeros(len(H)))
+            diag = mix.diagnostics()
+            out.info.setdefault("misspecification", []).append(
+                {"task": j, **{k: v for k, v in diag["misspecification"].items() if not isinstance(v, (list, dict))},
+                 "map_mass": diag["map_mass"], "teacher_class_mass": float(mass[-1][-1])})
             agent = mix.compact()
         elif who in ("transformer", "expert_distillation"):
             variant = "expert" if who == "expert_distillation" else "within"
@@ -206,6 +210,9 @@ def q1(im: Imitators, who: str) -> Measured:
         out.mean("agreement_late", None, agree)
         out.curve("kl_bits", None, np.arange(10), kl_dec)
     out.mean("return_now", None, ret_now)
+    if "misspecification" in out.info:
+        # 1 where the mixture's predictive check says the teacher is outside its class.
+        out.mean("misspecified", None, [float(d["misspecified"]) for d in out.info["misspecification"]])
     if cum:
         n = min(len(c) for c in cum)
         x = np.unique(np.linspace(0, n - 1, min(n, 200)).astype(int))
@@ -237,6 +244,9 @@ def q2(im: Imitators, who: str, variant: str) -> Measured:
             rkT.append(R_im)
             curves.append(vals)
         out.ratio("continuation_ratio", T, num, den)
+        # The ratio's denominator: where the teacher itself barely improves from T to kT the
+        # ratio is undefined in practice, and this says so.
+        out.mean("teacher_gain", T, den)
         out.mean("tracking_gap", T, gap)
         out.mean("return_T", T, rT)
         out.mean("return_kT", T, rkT)

@@ -142,7 +142,8 @@ def table(summary: list[dict[str, Any]], rungs: list[str]) -> str:
                 ctrl = ""
                 if m == "continuation_ratio":
                     ctrl = (f"teacher cont. {cell(rung, 'teacher_continued', q, v, m, T)}; "
-                            f"frozen {cell(rung, 'teacher_frozen', q, v, m, T)}")
+                            f"frozen {cell(rung, 'teacher_frozen', q, v, m, T)}; "
+                            f"teacher gain {cell(rung, 'teacher_continued', q, v, 'teacher_gain', T)}")
                 elif m == "kl_bits_late":
                     ctrl = f"uniform {cell(rung, 'uniform', q, v, m, T)}"
                 elif m == "auc_ratio":

@@ -22,8 +22,10 @@ grid, 300-episode histories, strides 8/16/32                            0.70
 grid, AD-eps noise-injected histories (noise 1 -> 0 over 50 episodes)   0.78
 =====================================================================  =========
 
-The default itself, 3 training seeds (``ad_eval`` on 16 held-out goals x 4 evaluation seeds,
-2026-12-03): episodes 36-40 at 0.719 +- 0.019 (95% t-interval) of the teacher's final return
+These pilots were compared on the *test* goals, so the figures below are not a clean held-out
+result: the study (``python -m experiments.study``) carves validation goals out of the training
+side for any such choice and scores the test goals once. The default itself, 3 training seeds
+(16 held-out goals x 4 evaluation seeds, 2026-12-03): episodes 36-40 at 0.719 +- 0.019 (95% t-interval) of the teacher's final return
 (per seed 0.711 / 0.721 / 0.727), episode 40 at 0.795 +- 0.024, first 3 episodes 0.056;
 expert distillation (1 seed) 0.146. One run takes ~27 minutes alone on one core (1.5 of them
 recording the 1024 histories, cached for later runs).
