@@ -27,7 +27,7 @@ THOMPSON = "Thompson(alpha=1, beta=1)"
 #: A teacher of the same family with coarser parameters (27 bits), so that the smoke preset's
 #: small mixture holds it: the smoke study checks the pipeline, not the ladder.
 Q_TEACHER_SMOKE = "QLearning(init=0, alpha=1/2, gamma=7/8, explore=eps_greedy(1/8))"
-SMOKE_PARTS = {"init": 1, "alpha": 3, "target": 7, "gamma": 7, "explore": 7}
+SMOKE_PARTS = {"init": 1, "alpha": 3, "target": 7, "gamma": 9, "explore": 9}
 #: TD part caps that keep the standard teacher inside the mixture's space (34 bits) at a size
 #: a CPU evaluates in seconds per history.
 TD_PARTS = {"init": 1, "alpha": 5, "target": 7, "gamma": 9, "explore": 11}
@@ -128,12 +128,12 @@ def _smoke() -> list[Rung]:
                              {"steps": 60, "subsample": [1]}, train_episodes=120, seeds_per_task=1, expert_last=20)),
         Rung("darkroom5", "Dark Room 5x5", "hypospace/DarkRoom-v0", {"size": 5}, n_val=3, n_train=8, n_test=3,
              teacher=Q_TEACHER_SMOKE, history_episodes=60, Ts=(5, 15), Ts_beyond=(15,), k=4, q1_episodes=6,
-             q3_episodes=12, mixture=MixtureSpec(30.0, SMOKE_PARTS, _SMALL_KINDS),
+             q3_episodes=12, mixture=MixtureSpec(27.0, SMOKE_PARTS, _SMALL_KINDS),
              transformer=_tf({"obs_encoder": "grid", "context": 80},
                              {"steps": 60, "subsample": [1, 2]}, train_episodes=60, seeds_per_task=1, expert_last=10)),
         Rung("chain6", "RiverSwim chain, 6 states", "hypospace/Chain-v0", {"n": 6}, n_val=1, n_train=0, n_test=2,
              teacher=Q_TEACHER_SMOKE, history_episodes=40, Ts=(4, 10), Ts_beyond=(10,), k=4, q1_episodes=4,
-             q3_episodes=8, mixture=MixtureSpec(30.0, SMOKE_PARTS, _SMALL_KINDS),
+             q3_episodes=8, mixture=MixtureSpec(27.0, SMOKE_PARTS, _SMALL_KINDS),
              transformer=_tf({"obs_encoder": "table", "context": 90},
                              {"steps": 60, "subsample": [1]}, train_episodes=40, seeds_per_task=1, expert_last=8)),
     ]
