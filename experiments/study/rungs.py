@@ -28,6 +28,12 @@ THOMPSON = "Thompson(alpha=1, beta=1)"
 #: small mixture holds it: the smoke study checks the pipeline, not the ladder.
 Q_TEACHER_SMOKE = "QLearning(init=0, alpha=1/2, gamma=7/8, explore=eps_greedy(1/8))"
 SMOKE_PARTS = {"init": 1, "alpha": 3, "target": 7, "gamma": 9, "explore": 9}
+#: RiverSwim needs exploration: epsilon-greedy Q-learning from zero values never learns to swim
+#: (its return stays at 0.02 of optimal for 200 episodes), so the chain's teachers explore by
+#: optimism (smoke: learns within ~25 episodes) or by a count bonus (learns over ~200 episodes).
+CHAIN_TEACHER_SMOKE = "QLearning(init=1, alpha=1/2, gamma=7/8, explore=eps_greedy(1/8))"
+CHAIN_SMOKE_PARTS = {"init": 5, "alpha": 3, "target": 7, "gamma": 9, "explore": 9}
+CHAIN_TEACHER = "QLearning(init=0, alpha=1/4, gamma=9/10, explore=count_bonus(1))"
 #: TD part caps that keep the standard teacher inside the mixture's space (34 bits) at a size
 #: a CPU evaluates in seconds per history.
 TD_PARTS = {"init": 1, "alpha": 5, "target": 7, "gamma": 9, "explore": 11}
@@ -132,10 +138,10 @@ def _smoke() -> list[Rung]:
              transformer=_tf({"obs_encoder": "grid", "context": 80},
                              {"steps": 60, "subsample": [1, 2]}, train_episodes=60, seeds_per_task=1, expert_last=10)),
         Rung("chain6", "RiverSwim chain, 6 states", "hypospace/Chain-v0", {"n": 6}, n_val=1, n_train=0, n_test=2,
-             teacher=Q_TEACHER_SMOKE, history_episodes=40, Ts=(4, 10), Ts_beyond=(10,), k=4, q1_episodes=4,
-             q3_episodes=8, mixture=MixtureSpec(27.0, SMOKE_PARTS, _SMALL_KINDS),
+             teacher=CHAIN_TEACHER_SMOKE, history_episodes=48, Ts=(4, 12), Ts_beyond=(12,), k=4, q1_episodes=4,
+             q3_episodes=12, mixture=MixtureSpec(30.0, CHAIN_SMOKE_PARTS, _SMALL_KINDS),
              transformer=_tf({"obs_encoder": "table", "context": 90},
-                             {"steps": 60, "subsample": [1]}, train_episodes=40, seeds_per_task=1, expert_last=8)),
+                             {"steps": 60, "subsample": [1]}, train_episodes=48, seeds_per_task=1, expert_last=8)),
     ]
 
 
@@ -176,7 +182,7 @@ def _default() -> list[Rung]:
                              {"steps": 3000, "batch_size": 32, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 200,
                               "subsample": [8, 16, 32]}, train_episodes=600, seeds_per_task=4, expert_last=20)),
         Rung("chain6", "RiverSwim chain, 6 states", "hypospace/Chain-v0", {"n": 6}, n_val=1, n_train=0, n_test=2,
-             teacher=Q_TEACHER, history_episodes=400, Ts=(10, 25, 50), Ts_beyond=(25,), k=4, q1_episodes=20,
+             teacher=CHAIN_TEACHER, history_episodes=400, Ts=(10, 25, 50), Ts_beyond=(25,), k=4, q1_episodes=20,
              q3_episodes=40, mixture=MixtureSpec(34.0, TD_PARTS, kinds),
              transformer=_tf({**med, "obs_encoder": "table", "context": 150},
                              {"steps": 2000, "batch_size": 32, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 200,
