@@ -87,6 +87,9 @@ LABELS = {
 }
 ORDER = tuple(COLOURS)
 _SPARE = ("#8C564B", "#9467BD", "#17BECF", "#BCBD22", "#E377C2")
+# The continuation ratio is framed to this range: it explodes where the teacher itself barely
+# improves from T to kT (a near-zero denominator), and one such point would flatten the rest.
+RATIO_FRAME = (-1.5, 2.0)
 VARIANT_DASH = {"within": "-", "beyond": (0, (4, 2))}
 COMPLEXITY_LABELS = {
     "log2_hypotheses": "log2 hypotheses (mixture budget)",
@@ -107,6 +110,19 @@ SUMMARY_METHOD = ("Points are the means in summary.csv; bands and bars are its 9
                   "bootstrap over seeds with test tasks as strata).")
 
 
+@dataclass(frozen=True)
+class Absent:
+    """A cell a figure would show but the study did not measure (``partly``: some seeds were, and
+    the figure draws those)."""
+    rung: str
+    name: str
+    question: str
+    variant: str
+    status: str
+    reason: str
+    partly: bool = False
+
+
 @dataclass
 class Drawn:
     """One figure: its file stem and title, the matplotlib figure (None when skipped), a caption
@@ -115,7 +131,7 @@ class Drawn:
     title: str
     figure: Figure | None = None
     caption: str = ""
-    absent: list[str] = field(default_factory=list)
+    absent: list[Absent] = field(default_factory=list)
     skipped: str = ""
     rungs: list[str] = field(default_factory=list)  # the rungs it shows
 
@@ -197,7 +213,7 @@ def _curve(study: Study, rung: str, name: str, question: str, variant: str, curv
     return c
 
 
-def _absent_note(ax, study: Study, rung: str, question: str, variant: str, who, absent: list[str],
+def _absent_note(ax, study: Study, rung: str, question: str, variant: str, who, absent: list[Absent],
                  drawn: set[str] = frozenset()) -> None:
     """Add to the panel's title which of ``who`` the study did not measure here (never drawn as
     zero), and collect them for the caption; one in ``drawn`` was measured for some seeds only
@@ -206,14 +222,10 @@ def _absent_note(ax, study: Study, rung: str, question: str, variant: str, who, 
     for name in in_order(who):
         c = study.not_done(rung, name, question, variant)
         if c is not None:
-            why = f" ({c.reason})" if c.reason else ""
-            if name in drawn:
-                short.append(f"{name} partly {c.status}")
-                absent.append(f"{label(name)} on {study.label(rung)}, {question} {variant}: partly {c.status}{why}, "
-                              "drawn from the seeds measured")
-            else:
-                short.append(f"{name} {c.status}")
-                absent.append(f"{label(name)} on {study.label(rung)}, {question} {variant}: {c.status}{why}")
+            short.append(f"{name} {'partly ' if name in drawn else ''}{c.status}")
+            absent.append(Absent(rung, name, question, variant, c.status, c.reason, name in drawn))
+    if len(short) > 2:
+        short = [f"{len(short)} (listed in the caption)"]
     if short:
         # wrapped to the panel's share of the figure's width (about 14 characters an inch at this size)
         spec = ax.get_subplotspec()
@@ -250,12 +262,12 @@ def _legend(fig: Figure, extra: list[tuple[object, str]] = ()) -> None:
 
 
 def _variants(keys, question: str, known: tuple[str, ...]) -> list[str]:
-    """The variants of a question present in ``keys`` (curve or summary keys): known ones first."""
+    """The variants of a question present in ``keys`` (curve, summary or coverage keys): known ones first."""
     have = {k[3] for k in keys if k[2] == question}
     return [v for v in known if v in have] + sorted(have - set(known))
 
 
-def _return_panel(ax, study: Study, rung: str, question: str, variant: str, who, T, absent: list[str], *,
+def _return_panel(ax, study: Study, rung: str, question: str, variant: str, who, T, absent: list[Absent], *,
                   title: str, xlabel: str) -> None:
     """One panel of return curves: each of ``who`` the study has, then a note of those it did not measure."""
     drew = set()
@@ -264,10 +276,12 @@ def _return_panel(ax, study: Study, rung: str, question: str, variant: str, who,
         if c:
             _plot_curve(ax, c, name)
             drew.add(name)
-    if not drew:
-        _empty(ax, "no curves")
     ax.set(title=title, xlabel=xlabel, ylabel=RETURN_LABEL)
     _absent_note(ax, study, rung, question, variant, who, absent, drew)
+    if not drew:
+        why = dict.fromkeys(f"{c.status}: {c.reason}" if c.reason else c.status
+                            for c in (study.not_done(rung, n, question, variant) for n in who) if c is not None)
+        _empty(ax, "\n".join(why) or "no curves")
 
 
 def _return_grid(d: Drawn, study: Study, rungs: list[str], question: str, variants: list[str], who,
@@ -395,7 +409,7 @@ def fig_q2_continuation_curves(study: Study) -> Drawn:
     if not rungs:
         d.skipped = "the study has no Q2 continuation curves (curves.csv, question Q2, curve return, T set)"
         return d
-    variants = _variants(study.curves, "Q2", ("within", "beyond"))
+    variants = _variants(list(study.curves) + list(study.coverage), "Q2", ("within", "beyond"))
     Ts = {r: pick_T(study, r) for r in rungs}
     _return_grid(d, study, rungs, "Q2", variants, Q2_CURVE_WHO, Ts, "episode")
     shown = [f"{study.label(r)} T = {fmt_T(T)}" for r, T in Ts.items()]
@@ -435,8 +449,28 @@ def fig_q2_headline(study: Study) -> Drawn:
         ax.axhline(1.0, color=colour("teacher_continued"), lw=0.8, ls=":", zorder=1)
         ax.axhline(0.0, color=colour("teacher_frozen"), lw=0.8, ls=":", zorder=1)
 
+    clipped = []
+
+    def ratio_limits(ax, points: list[tuple[float, float, str]]) -> None:
+        """Frame the ratio between RATIO_FRAME's ends; a mean beyond them is marked at the edge with its value."""
+        means = [m for _, m, _ in points if math.isfinite(m)] or [0.0]
+        lo = max(RATIO_FRAME[0], min(-0.1, min(means) - 0.1))
+        hi = min(RATIO_FRAME[1], max(1.1, max(means) + 0.1))
+        ax.set_ylim(lo, hi)
+        stacked: dict[tuple[float, float], int] = {}
+        for x, m, c in dict.fromkeys(points):  # the mixture's identical within/beyond points once
+            if math.isfinite(m) and not lo <= m <= hi:
+                edge = hi if m > hi else lo
+                k = stacked[(x, edge)] = stacked.get((x, edge), -1) + 1  # several at one spot: stack the labels
+                ax.plot([x], [edge], marker="^" if m > hi else "v", ms=5, color=c, clip_on=False, zorder=4)
+                ax.annotate(f"{m:.3g}", (x, edge), textcoords="offset points",
+                            xytext=(4, (-8 - 8 * k) if m > hi else (2 + 8 * k)), fontsize=6.5, color=c,
+                            annotation_clip=False)
+                clipped.append(m)
+
     for ax, rung in zip(top, rungs):
         ref_lines(ax)
+        points = []
         for name in IMITATORS:
             for variant in variants:
                 pts = sorted((k[5], v) for k, v in rows.items() if k[0] == rung and k[1] == name and k[3] == variant)
@@ -444,6 +478,7 @@ def fig_q2_headline(study: Study) -> Drawn:
                     continue
                 T = np.array([p[0] for p in pts])
                 m, lo, hi = (np.array([getattr(p[1], a) for p in pts]) for a in ("mean", "ci_low", "ci_high"))
+                points += [(t, v, colour(name)) for t, v in zip(T, m)]
                 ax.plot(T, m, marker="o", ms=3, color=colour(name), lw=1.8, ls=VARIANT_DASH.get(variant, "-."),
                         label=f"{label(name)}, {variant}", zorder=3)
                 ax.fill_between(T, lo, hi, color=colour(name), alpha=0.15, lw=0, zorder=1)
@@ -456,16 +491,18 @@ def fig_q2_headline(study: Study) -> Drawn:
             for name in IMITATORS:
                 c = study.not_done(rung, name, "Q2", variant)
                 if c is not None and not study.not_done(rung, name, "Q2", variants[0]):
-                    d.absent.append(f"{label(name)} on {study.label(rung)}, Q2 {variant}: {c.status}")
+                    d.absent.append(Absent(rung, name, "Q2", variant, c.status, c.reason))
         Ts = sorted({k[5] for k in rows if k[0] == rung})
         ax.set_xscale("log", base=2)
         ax.set_xticks(Ts, [fmt_T(t) for t in Ts])
         ax.minorticks_off()
         ax.set(xlabel="truncation point T", ylabel="continuation ratio")
+        ratio_limits(ax, points)
 
     chosen = {r: pick_T(study, r) for r in rungs}
     for ax, ckey in zip(bottom, axes_keys):
         ref_lines(ax)
+        points = []
         for name in IMITATORS:
             for variant in variants:
                 pts = []
@@ -478,20 +515,22 @@ def fig_q2_headline(study: Study) -> Drawn:
                 pts.sort(key=lambda p: p[0])
                 x = np.array([p[0] for p in pts])
                 m, lo, hi = (np.array([getattr(p[1], a) for p in pts]) for a in ("mean", "ci_low", "ci_high"))
+                points += [(c, v, colour(name)) for c, v in zip(x, m)]
+                # across rungs the intervals are bars, not a band: rungs are points, not a continuum
                 ax.errorbar(x, m, yerr=np.vstack([m - lo, hi - m]), marker="o", ms=3.5, capsize=2, color=colour(name),
-                            lw=1.8, ls=VARIANT_DASH.get(variant, "-."), zorder=3)
-                ax.fill_between(x, lo, hi, color=colour(name), alpha=0.15, lw=0, zorder=1)
+                            lw=1.4, ls=VARIANT_DASH.get(variant, "-."), zorder=3)
         if ckey == "states_x_actions":
             ax.set_xscale("log")
         have = [r for r in rungs if _complexity(study, r, ckey) is not None]
         no = [study.label(r) for r in rungs if _complexity(study, r, ckey) is None]
         for r in have:
-            ax.annotate(study.label(r), (_complexity(study, r, ckey), 1.0), textcoords="offset points", xytext=(2, 4),
-                        ha="left", va="bottom", rotation=60, rotation_mode="anchor", fontsize=6.5, color="#444444")
+            ax.annotate(r, (_complexity(study, r, ckey), 1.0), textcoords="offset points", xytext=(2, 3),
+                        ha="left", va="bottom", rotation=45, rotation_mode="anchor", fontsize=6.5, color="#444444")
         if no:
             ax.text(0.98, 0.03, "no value: " + ", ".join(no), transform=ax.transAxes, ha="right", va="bottom",
                     fontsize=6.5, color="#444444")
         ax.set(xlabel=COMPLEXITY_LABELS[ckey], ylabel="continuation ratio (middle T)")
+        ratio_limits(ax, points)
     extra = [(Line2D([], [], color=colour("teacher_continued"), lw=0.8, ls=":"), "1: keeps improving like the teacher"),
              (Line2D([], [], color=colour("teacher_frozen"), lw=0.8, ls=":"), "0: frozen where its history ended")]
     _legend(fig, extra)
@@ -502,8 +541,12 @@ def fig_q2_headline(study: Study) -> Drawn:
                  "stayed at the level it saw. Top: against the truncation point T, per rung, both imitators, solid "
                  "= within (trained on whole histories), dashed = beyond (training histories cut at T too; the mixture has no training, so its two coincide). Bottom: "
                  "against each rung's complexity (" + ", ".join(COMPLEXITY_LABELS[c] for c in axes_keys) + ", from "
-                 "study.json) at the middle truncation point both variants have on each rung ("
+                 "study.json; rungs named as in the tables), bars the intervals, at the middle truncation point both variants have on each rung ("
                  + "; ".join(f"{study.label(r)} T = {fmt_T(t)}" for r, t in chosen.items()) + "). " + SUMMARY_METHOD)
+    if clipped:
+        d.caption += (f" The vertical axis stops at {RATIO_FRAME[0]:g} and {RATIO_FRAME[1]:g} at most: a ratio is unstable "
+                      "where the teacher itself barely improves from T to kT, and the means beyond the frame "
+                      f"({', '.join(f'{m:.3g}' for m in clipped)}) are drawn as triangles at its edge with their value.")
     return d
 
 
@@ -518,7 +561,7 @@ def fig_q3_new_task(study: Study) -> Drawn:
     if not rungs:
         d.skipped = "the study has no Q3 return curves (curves.csv, question Q3, curve return)"
         return d
-    variants = _variants(study.curves, "Q3", ("heldout", "transplant"))
+    variants = _variants(list(study.curves) + list(study.coverage), "Q3", ("heldout", "transplant"))
     _return_grid(d, study, rungs, "Q3", variants, Q3_WHO, {r: None for r in rungs}, "episode on the new task")
     d.caption = ("Normalised return per episode on a task the imitator never saw — heldout: new tasks of the rung's "
                  "family; transplant: a different task family — for each imitator, a fresh teacher learning the task "
@@ -544,7 +587,7 @@ def fig_mixture_beliefs(study: Study) -> Drawn:
             _plot_curve(ax, mass[rung], "mixture", label_="mixture: posterior mass of the teacher's class")
         else:
             c = study.not_done(rung, "mixture", "Q1", "now")
-            d.absent.append(f"{label('mixture')} on {study.label(rung)}, Q1 now: {c.status}" + (f" ({c.reason})" if c.reason else ""))
+            d.absent.append(Absent(rung, "mixture", "Q1", "now", c.status, c.reason))
             _empty(ax, f"mixture: {c.status}" + (f"\n{c.reason}" if c.reason else ""))
     _hide_unused(axes, len(rungs) + len(others))
     _legend(fig)
@@ -616,4 +659,4 @@ def save(drawn: Drawn, directory: Path, formats: tuple[str, ...]) -> list[Path]:
     return out
 
 
-__all__ = ["Drawn", "FIGURES", "draw_all", "save", "colour", "label", "seed_band", "pick_T", "in_order", "fmt_T", "COLOURS", "IMITATORS"]
+__all__ = ["Drawn", "Absent", "FIGURES", "draw_all", "save", "colour", "label", "seed_band", "pick_T", "in_order", "fmt_T", "COLOURS", "IMITATORS"]

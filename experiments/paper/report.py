@@ -7,7 +7,7 @@ import math
 import re
 from pathlib import Path
 
-from experiments.paper.figures import IMITATORS, MEANINGS, Drawn, fmt_T, in_order
+from experiments.paper.figures import IMITATORS, MEANINGS, Absent, Drawn, fmt_T, in_order, label
 from experiments.paper.load import Interval, Study
 
 QUESTION_ORDER = ("teacher", "Q1", "Q2", "Q3")
@@ -118,20 +118,41 @@ def _headline_table(study: Study) -> list[str]:
 
 
 def _coverage(study: Study) -> list[str]:
-    order = {r: i for i, r in enumerate(study.rung_names)}
-    rows = sorted(((k, c) for k, c in study.coverage.items() if c.status != "done"),
-                  key=lambda kc: (order[kc[0][0]], _rank(kc[0][2], QUESTION_ORDER), kc[0][1], kc[0][3]))
+    """The cells coverage.csv marks missing or cannot, one row per shared reason (a reason that
+    holds on every rung is said once)."""
+    groups: dict[tuple, dict[str, list[str]]] = {}
+    for (rung, imitator, q, variant), c in study.coverage.items():
+        if c.status != "done":
+            groups.setdefault((q, variant, c.status, c.reason, c.cost_estimate), {}).setdefault(rung, []).append(imitator)
     lines = ["## Cells not measured", ""]
-    if not rows:
+    if not groups:
         return lines + ["Every cell of the study was measured (coverage.csv lists none missing or impossible).", ""]
-    lines += ["Listed from coverage.csv. *cannot*: the imitator cannot run there (the cost says why); *missing*: not "
-              "measured yet. These cells are absent from every figure (never drawn as zero) and marked so in the tables.",
-              "", "| rung | imitator | question | variant | status | reason | cost estimate |",
-              "|---|---|---|---|---|---|---|"]
-    for (rung, imitator, q, variant), c in rows:
-        esc = lambda s: s.replace("|", "\\|") or NOT_APPLICABLE  # noqa: E731
-        lines.append(f"| {study.label(rung)} | {imitator} | {q} | {variant} | {c.status} | {esc(c.reason)} | {esc(c.cost_estimate)} |")
+    lines += ["From coverage.csv. *cannot*: the imitator cannot run there (the reason and cost say why); *missing*: "
+              "not measured (yet). These cells are absent from every figure (never drawn as zero) and marked so in "
+              "the tables.", "", "| question | variant | status | cells (rung: imitators) | reason | cost estimate |",
+              "|---|---|---|---|---|---|"]
+    esc = lambda s: s.replace("|", "\\|") or NOT_APPLICABLE  # noqa: E731
+    for (q, variant, status, reason, cost), by_rung in sorted(
+            groups.items(), key=lambda g: (_rank(g[0][0], QUESTION_ORDER), _rank(g[0][1], VARIANT_ORDER), g[0][2:])):
+        cells = "; ".join(f"{study.label(r)}: {', '.join(in_order(by_rung[r]))}" for r in study.rung_names if r in by_rung)
+        lines.append(f"| {q} | {variant} | {status} | {esc(cells)} | {esc(reason)} | {esc(cost)} |")
     return lines + [""]
+
+
+def _absent_text(study: Study, absent: list[Absent]) -> str:
+    """A figure's unmeasured cells, grouped by status and reason (a reason shared by many cells is said once)."""
+    groups: dict[tuple, dict[tuple, list[str]]] = {}
+    for a in dict.fromkeys(absent):
+        status = f"partly {a.status}, drawn from the seeds measured" if a.partly else a.status
+        where = groups.setdefault((status, a.reason), {}).setdefault((a.rung, a.question, a.variant), [])
+        if a.name not in where:
+            where.append(a.name)
+    parts = []
+    for (status, reason), cells in groups.items():
+        listed = "; ".join(f"{study.label(r)}, {q} {v}: {', '.join(label(n) for n in in_order(names))}"
+                           for (r, q, v), names in cells.items())
+        parts.append(f"{status}{f' ({reason})' if reason else ''} — {listed}")
+    return "; ".join(parts) if len(parts) == 1 else " | ".join(parts)
 
 
 def data_line(study: Study) -> str:
@@ -166,7 +187,7 @@ def write_report(study: Study, drawn: list[Drawn], directory: Path, formats: tup
         lines += [f"![Figure {i}: {d.title}]({d.stem}.{show})", "",
                   f"*Figure {i}.* {d.caption} {data_line(study)}"]
         if d.absent:
-            lines += ["", "Not measured, so not drawn: " + "; ".join(dict.fromkeys(d.absent)) + "."]
+            lines += ["", "Not measured, so not drawn: " + _absent_text(study, d.absent) + "."]
         unshown = [study.label(r) for r in study.rung_names if r not in d.rungs]
         if unshown:
             lines += ["", f"No data for this figure on: {', '.join(unshown)} (see *Cells not measured*)."]
