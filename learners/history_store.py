@@ -59,8 +59,8 @@ def read_npy_header(path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
             else:
                 raise ValueError(f"unsupported .npy version {version}")
             offset = f.tell()
-    except (ValueError, OSError, SyntaxError, struct.error) as e:
-        raise HistoryError(f"{path.name}: not a readable .npy file ({e})") from None
+    except Exception as e:  # noqa: BLE001 - numpy's header parser (ast/tokenize) raises many types
+        raise HistoryError(f"{path.name}: not a readable .npy file ({type(e).__name__}: {e})") from None
     if fortran:
         raise HistoryError(f"{path.name}: Fortran-ordered arrays are not supported")
     return np.dtype(dtype), tuple(shape), offset
@@ -156,21 +156,62 @@ def save_history(h: LearningHistory, directory: str | os.PathLike, *, overwrite:
         raise
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _inside(d: Path, root: Path, rel: Any, field: str) -> Path:
+    """``d / rel`` for a file name taken from the manifest, refused unless it is a regular file
+    that stays inside the history directory (``root``, resolved) once every symlink is followed:
+    a manifest or a link must never make the loader read elsewhere."""
+    if not isinstance(rel, str) or not rel or "\x00" in rel:
+        raise HistoryError(f"{MANIFEST}: field '{field}' is {rel!r}, expected a file name")
+    if Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise HistoryError(f"{MANIFEST}: field '{field}' is {rel!r}, a path out of the history directory")
+    p = d / rel
+    try:
+        real = p.resolve()
+    except (OSError, RuntimeError, ValueError) as e:   # a symlink loop
+        raise HistoryError(f"{rel}: cannot be resolved ({e}; manifest field '{field}')") from None
+    if not real.is_relative_to(root):
+        raise HistoryError(f"{rel}: leads out of the history directory to {real} (manifest field '{field}')")
+    if not p.exists():
+        raise HistoryError(f"{rel}: missing (listed in manifest field '{field}')")
+    if not real.is_file():   # a directory, or a FIFO that would block the read
+        raise HistoryError(f"{rel}: not a regular file (manifest field '{field}')")
+    return p
+
+
 def load_history(directory: str | os.PathLike, *, verify: bool = True, mmap: bool = True) -> LearningHistory:
     """Open a saved history (see ``LearningHistory.load``)."""
     d = Path(directory)
     mpath = d / MANIFEST
     if not d.is_dir():
         raise HistoryError(f"{d}: no such history directory")
+    root = d.resolve()
     hint = " (an unfinished .partial run?)" if d.name.endswith(".partial") else ""
-    manifest = read_json(mpath, HistoryError, missing=f"{mpath}: missing manifest{hint}")
+    if mpath.is_symlink() or mpath.exists():
+        _inside(d, root, MANIFEST, MANIFEST)
+    try:
+        manifest = read_json(mpath, HistoryError, missing=f"{mpath}: missing manifest{hint}")
+    except RecursionError:
+        raise HistoryError(f"{mpath}: manifest too deeply nested") from None
+    if not isinstance(manifest, dict):
+        raise HistoryError(f"{mpath}: a JSON {type(manifest).__name__}, expected an object with fields 'format', 'files', ...")
     if manifest.get("format") != FORMAT:
         raise HistoryError(f"{mpath}: field 'format' is {manifest.get('format')!r}, expected {FORMAT!r}")
-    if manifest.get("version") != FORMAT_VERSION:
-        raise HistoryError(f"{mpath}: field 'version' is {manifest.get('version')!r}, this code reads {FORMAT_VERSION}")
+    version = manifest.get("version")
+    if not _is_int(version) or version != FORMAT_VERSION:
+        raise HistoryError(f"{mpath}: field 'version' is {version!r}, this code reads {FORMAT_VERSION}")
     files = manifest.get("files")
     if not isinstance(files, dict):
         raise HistoryError(f"{mpath}: field 'files' missing")
+    for key in ("n_steps", "n_actions"):
+        if not _is_int(manifest.get(key)) or manifest[key] < 0:
+            raise HistoryError(f"{mpath}: field '{key}' is {manifest.get(key)!r}, expected a non-negative integer")
+    metadata = manifest.get("metadata")
+    if not isinstance(metadata, dict):
+        raise HistoryError(f"{mpath}: field 'metadata' is {type(metadata).__name__} {metadata!r:.60}, expected an object")
     arrays: dict[str, np.ndarray] = {}
     for col in REQUIRED + SPARSE:
         if col not in files:
@@ -178,25 +219,51 @@ def load_history(directory: str | os.PathLike, *, verify: bool = True, mmap: boo
     for col, entry in files.items():
         if col not in STEP_COLUMNS + SPARSE:
             raise HistoryError(f"{mpath}: unknown column {col!r} in field 'files'")
-        arrays[col] = _load_column(d, col, entry, verify=verify, mmap=mmap)
-    snaps: dict[int, tuple[str, str | None]] = {}
-    for s in manifest.get("snapshots", []):
-        p = d / SNAPSHOT_DIR / s["file"]
-        if not p.exists():
-            raise HistoryError(f"{SNAPSHOT_DIR}/{s['file']}: missing (listed in manifest field 'snapshots')")
-        if verify and sha256_file(p) != s["sha256"]:
-            raise HistoryError(f"{SNAPSHOT_DIR}/{s['file']}: sha256 does not match the manifest")
-        snaps[int(s["step"])] = (s["file"], s["sha256"])
+        arrays[col] = _load_column(d, root, col, entry, verify=verify, mmap=mmap)
+    snaps = _snapshot_listing(d, root, manifest.get("snapshots"), verify=verify)
     h = LearningHistory(
         obs=arrays["obs"], action=arrays["action"], reward=arrays["reward"],
         terminated=arrays["terminated"], truncated=arrays["truncated"], episode=arrays["episode"],
         teacher_probs=arrays["teacher_probs"], segment=arrays["segment"],
         teacher_values=arrays.get("teacher_values"),
         final_obs_step=np.asarray(arrays["final_obs_step"]), final_obs=arrays["final_obs"],
-        metadata=manifest.get("metadata", {}), path=d, _snapshot_files=snaps,
+        metadata=metadata, path=d, _snapshot_files=snaps,
     )
     h.validate()
+    # The manifest's summary must agree with the columns it describes.
+    if manifest["n_steps"] != len(h):
+        raise HistoryError(f"{mpath}: field 'n_steps' is {manifest['n_steps']}, but the column 'action' has {len(h)} rows")
+    if manifest["n_actions"] != h.n_actions:
+        raise HistoryError(f"{mpath}: field 'n_actions' is {manifest['n_actions']}, but the column 'teacher_probs' has {h.n_actions}")
     return h
+
+
+def _snapshot_listing(d: Path, root: Path, listing: Any, *, verify: bool) -> dict[int, tuple[str, str | None]]:
+    """The manifest's ``snapshots`` field as ``{step: (file name, sha256)}``, every entry checked."""
+    if not isinstance(listing, list):
+        raise HistoryError(f"{MANIFEST}: field 'snapshots' is {type(listing).__name__}, expected a list")
+    snaps: dict[int, tuple[str, str | None]] = {}
+    for i, s in enumerate(listing):
+        field = f"snapshots[{i}]"
+        if not isinstance(s, dict):
+            raise HistoryError(f"{MANIFEST}: field '{field}' is {type(s).__name__}, expected an object with step/file/sha256")
+        for key in ("step", "file", "sha256"):
+            if key not in s:
+                raise HistoryError(f"{MANIFEST}: field '{field}.{key}' missing")
+        step, name, digest = s["step"], s["file"], s["sha256"]
+        if not _is_int(step) or step < 0:
+            raise HistoryError(f"{MANIFEST}: field '{field}.step' is {step!r}, expected a non-negative integer")
+        if step in snaps:
+            raise HistoryError(f"{MANIFEST}: field '{field}.step' repeats step {step}")
+        if not isinstance(digest, str):
+            raise HistoryError(f"{MANIFEST}: field '{field}.sha256' is {digest!r}, expected a hex string")
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise HistoryError(f"{MANIFEST}: field '{field}.file' is {name!r}, expected a file name in {SNAPSHOT_DIR}/")
+        p = _inside(d, root, f"{SNAPSHOT_DIR}/{name}", f"{field}.file")
+        if verify and sha256_file(p) != digest:
+            raise HistoryError(f"{SNAPSHOT_DIR}/{name}: sha256 does not match the manifest")
+        snaps[step] = (name, digest)
+    return snaps
 
 
 def read_snapshot(directory: Path, name: str, digest: str | None) -> dict[str, np.ndarray]:
@@ -224,30 +291,40 @@ def open_partial(partial: Path, rows: int, final_obs_rows: int) -> LearningHisto
     return LearningHistory(**cols)
 
 
-def _load_column(d: Path, col: str, entry: Mapping[str, Any], *, verify: bool, mmap: bool) -> np.ndarray:
+def _load_column(d: Path, root: Path, col: str, entry: Any, *, verify: bool, mmap: bool) -> np.ndarray:
+    field = f"files.{col}"
+    if not isinstance(entry, dict) or not all(k in entry for k in ("file", "shape", "dtype", "sha256")):
+        raise HistoryError(f"{MANIFEST}: field '{field}' lacks file/shape/dtype/sha256")
+    fname, shape, descr, digest = entry["file"], entry["shape"], entry["dtype"], entry["sha256"]
+    if not isinstance(shape, list) or not all(_is_int(n) and n >= 0 for n in shape):
+        raise HistoryError(f"{MANIFEST}: field '{field}.shape' is {shape!r:.60}, expected a list of non-negative integers")
+    shape = tuple(shape)
     try:
-        fname, shape, descr, digest = entry["file"], tuple(entry["shape"]), entry["dtype"], entry["sha256"]
-    except (KeyError, TypeError):
-        raise HistoryError(f"{MANIFEST}: field 'files.{col}' lacks file/shape/dtype/sha256") from None
-    p = d / fname
-    if not p.exists():
-        raise HistoryError(f"{fname}: missing (column '{col}')")
+        if not isinstance(descr, str):
+            raise TypeError("not a string")
+        want = np.dtype(descr)
+    except Exception as e:  # noqa: BLE001 - np.dtype raises TypeError, ValueError, SyntaxError, ...
+        raise HistoryError(f"{MANIFEST}: field '{field}.dtype' is {descr!r:.60}, not a numpy dtype ({e})") from None
+    p = _inside(d, root, fname, f"{field}.file")
     dtype, fshape, offset = read_npy_header(p)
     if fshape != shape:
-        raise HistoryError(f"{fname}: header shape {fshape} differs from the manifest's {shape} (column '{col}')")
-    if dtype.str != np.dtype(descr).str:
-        raise HistoryError(f"{fname}: dtype {dtype} differs from the manifest's {descr} (column '{col}')")
+        raise HistoryError(f"{fname}: header shape {fshape} differs from the manifest's {shape} (column '{col}', field '{field}.shape')")
+    if dtype.str != want.str:
+        raise HistoryError(f"{fname}: dtype {dtype} differs from the manifest's {descr} (column '{col}', field '{field}.dtype')")
+    if dtype.hasobject:
+        raise HistoryError(f"{fname}: dtype {dtype} holds Python objects, which a history never does (column '{col}', field '{field}.dtype')")
     expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     size = p.stat().st_size
     if size != expected:
-        raise HistoryError(f"{fname}: {size} bytes, expected {expected} (truncated or padded; column '{col}')")
+        raise HistoryError(f"{fname}: {size} bytes, expected {expected} (truncated or padded; column '{col}', field '{field}.shape')")
     if verify and sha256_file(p) != digest:
-        raise HistoryError(f"{fname}: sha256 does not match the manifest (column '{col}' was modified)")
+        raise HistoryError(f"{fname}: sha256 does not match the manifest (column '{col}' was modified; field '{field}.sha256')")
     if int(np.prod(shape, dtype=np.int64)) == 0:
         return np.zeros(shape, dtype)
-    if mmap:
-        return np.load(p, mmap_mode="r")
-    return np.load(p)
+    try:
+        return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise HistoryError(f"{fname}: cannot be read ({e}; column '{col}')") from None
 
 
 class HistoryWriter:

@@ -7,9 +7,8 @@ silently differs from what was saved, or a write outside the directory. A small 
 default; ``pytest -m slow tests/test_fuzz_readers.py -s`` runs >= 10^4 cases and prints the
 counts per target.
 
-Input classes excluded below are known bugs in readers this file does not own; each exclusion
-names a minimal reproducer, and ``test_known_bug_*`` (non-strict xfail) keeps the reproducer
-running so the fix is seen.
+Bugs the fuzzing found are kept as minimal reproducers in ``test_found_*`` at the end, beside
+the strategies that now cover their input class.
 """
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ import json
 import os
 import shutil
 import tempfile
-import tokenize
 from collections import Counter
 from pathlib import Path
 
@@ -70,22 +68,29 @@ COLUMNS = ["obs", "action", "reward", "terminated", "truncated", "episode", "tea
 DTYPES = ["<i8", "<i4", "<f8", "<f4", "|b1", "|u1", "<u8", ">i8", "<f2", "<c16"]
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False),
                       st.text(max_size=12))
-# Depth stays small: a manifest nested ~10^5 deep is bug H6 below.
+# Depth stays small here; "deep" mutations below nest the whole manifest up to 10^5 levels.
 json_value = st.recursive(json_leaf, lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(st.text(max_size=6), c, max_size=3)),
                           max_leaves=6)
 
-# Manifest fields a mutation may overwrite with any JSON value. Excluded (bugs H1-H3): the manifest
-# root, files.<col>.dtype (only valid dtype strings are tried), snapshots[i].file/step and
-# entries that are not objects.
-MANIFEST_PATHS = ([("format",), ("version",), ("n_steps",), ("n_actions",), ("metadata",), ("files",)]
+# Manifest fields a mutation may overwrite with any JSON value (() is the manifest itself).
+MANIFEST_PATHS = ([(), ("format",), ("version",), ("n_steps",), ("n_actions",), ("metadata",), ("files",), ("snapshots",)]
                   + [("files", c) for c in COLUMNS]
-                  + [("files", c, k) for c in COLUMNS for k in ("shape", "sha256")]
-                  + [("snapshots", 0, "sha256"), ("snapshots", 1, "sha256")])
+                  + [("files", c, k) for c in COLUMNS for k in ("file", "shape", "dtype", "sha256")]
+                  + [("snapshots", i) for i in (0, 1)]
+                  + [("snapshots", i, k) for i in (0, 1) for k in ("step", "file", "sha256")])
+# Values that point out of the directory, or are not dtypes / names at all.
+HOSTILE = ["../outside.npy", "OUTSIDE", "snapshots/../../outside.npy", "..", ".", "", "snapshots", "a\x00b",
+           "zz", "O", "|O", "<U3", "V8", "[('a', '<i8')]", 5, 1.5, True, -1, 2**63, "x", [], {}]
 
 mutation = st.one_of(
     st.tuples(st.just("truncate"), st.sampled_from(FILES), st.floats(0, 1)),
     st.tuples(st.just("flip"), st.sampled_from(FILES), st.floats(0, 1), st.integers(1, 255)),
-    st.tuples(st.just("edit"), st.sampled_from(MANIFEST_PATHS), json_value),
+    st.tuples(st.just("edit"), st.sampled_from(MANIFEST_PATHS), st.one_of(json_value, st.sampled_from(HOSTILE))),
+    # A file replaced by a symlink: to a copy outside the directory, to another file inside it,
+    # to a directory, or to itself (a loop).
+    st.tuples(st.just("symlink"), st.sampled_from(FILES), st.sampled_from(["outside", "inside", "dir", "loop"])),
+    # The manifest nested 1..10^5 levels deep, as a list or an object.
+    st.tuples(st.just("deep"), st.integers(1, 100_000), st.booleans()),
     st.tuples(st.just("dtype"), st.sampled_from(COLUMNS), st.sampled_from(DTYPES)),
     st.tuples(st.just("drop"), st.sampled_from(FILES + ["snapshots"])),
     # Replace a column by another array and make the manifest agree (a consistent lie about
@@ -113,10 +118,28 @@ def _mutate(d: Path, m: tuple) -> None:
     elif kind == "drop":
         p = d / m[1]
         shutil.rmtree(p) if p.is_dir() else p.unlink()
+    elif kind == "symlink":
+        p, target = d / m[1], m[2]
+        outside = d.parent / "outside.npy"
+        if target == "outside":
+            shutil.copy(p, outside)
+        p.unlink()
+        os.symlink({"outside": outside, "inside": d / "reward.npy", "dir": d / "snapshots", "loop": p}[target], p)
+    elif kind == "deep":
+        n, obj = m[1], m[2]
+        (d / "manifest.json").write_text(('{"a":' * n + "1" + "}" * n) if obj else ("[" * n + "]" * n))
     else:
         man = json.loads((d / "manifest.json").read_text())
         if kind == "edit":
-            _set(man, m[1], m[2])
+            value = m[2]
+            if value == "OUTSIDE":   # an absolute path
+                value = str(d.parent / "outside.npy")
+            if isinstance(value, str) and "outside" in value:   # a valid column there, to be refused
+                shutil.copy(d / "action.npy", d.parent / "outside.npy")
+            if m[1]:
+                _set(man, m[1], value)
+            else:
+                man = value
         elif kind == "dtype":
             man["files"][m[1]]["dtype"] = m[2]
         else:  # swap
@@ -144,6 +167,13 @@ def _same(a: LearningHistory, b: LearningHistory) -> bool:
     return all(all(np.array_equal(v, b.weights_at(s)[k]) for k, v in a.weights_at(s).items()) for s in a.snapshot_steps)
 
 
+def _reads_outside(m: tuple) -> bool:
+    """Whether loading after mutation ``m`` would mean reading a file outside the directory."""
+    if m[0] == "symlink":
+        return m[2] == "outside"
+    return m[0] == "edit" and isinstance(m[2], str) and "outside" in m[2].lower()
+
+
 def check_history_mutation(saved, m: tuple) -> None:
     base_dir, base = saved
     COUNTS["history"] += 1
@@ -158,16 +188,11 @@ def check_history_mutation(saved, m: tuple) -> None:
         except HistoryError as e:
             assert _names_a_file_or_field(str(e), d), f"{m}: error names no file or field: {e}"
             ok = False
-        except tokenize.TokenError:
-            # Excluded (bug H7): a .npy header byte changed to an opening bracket makes numpy's
-            # header parser raise tokenize.TokenError, which the loader does not catch.
-            assert m[0] == "flip" and m[1].endswith(".npy"), m
-            COUNTS["history_excluded_H7"] += 1
-            return
         except Exception as e:  # noqa: BLE001 - the property: nothing but HistoryError escapes
             pytest.fail(f"mutation {m!r}: {type(e).__name__}: {e}")
         assert sorted(os.listdir(tmp)) == before, f"{m}: the loader wrote beside the directory"
         if ok:
+            assert not _reads_outside(m), f"mutation {m!r}: a file outside the directory was read"
             if m[0] == "swap":
                 h.validate()   # a consistent replacement may be a valid history; it must validate
             else:
@@ -196,6 +221,10 @@ TOKENS = ["QLearning", "SARSA", "ExpectedSARSA", "TD", "UCB1", "Thompson", "Cons
 program_text = st.one_of(
     st.text(max_size=120),
     st.lists(st.sampled_from(TOKENS), max_size=60).map("".join),
+    # Targets nested far deeper than any real program, by parentheses or by long sums.
+    st.builds(lambda n, k: "TD(init=0, alpha=1/2, target=" + {"paren": "(" * n + "r" + ")" * n, "sum": "r" + "+r" * n,
+                                                                 "both": "(r+" * n + "r" + ")" * n}[k] + ", explore=greedy)",
+              st.integers(0, 3000), st.sampled_from(["paren", "sum", "both"])),
     # Well-formed programs with one token changed: the parser's deeper paths.
     st.tuples(st.sampled_from([
         "QLearning(init=0, alpha=1/2, gamma=1/2, explore=softmax(1/2))",
@@ -209,8 +238,6 @@ GRAMMAR = Grammar(16, 5)
 
 def check_program_text(text: str) -> None:
     COUNTS["parser"] += 1
-    # Excluded (bug P1): parentheses nested >= 497 deep raise RecursionError; the strategies above
-    # stay far below that (120 characters at most).
     try:
         p = parse_program(text)
     except ProgramParseError as e:
@@ -387,13 +414,13 @@ def test_fuzz_readers_many_cases(saved, minari_saved):
     minari_()
     minari_ids()
     ran = {k: COUNTS[k] - before[k] for k in SLOW}
-    print(f"\nfuzz cases run per target: {ran} (total {sum(ran.values())}); "
-          f"excluded as bug H7: {COUNTS['history_excluded_H7'] - before['history_excluded_H7']}")
+    print(f"\nfuzz cases run per target: {ran} (total {sum(ran.values())})")
     assert sum(ran.values()) >= 10_000
 
 
 # =============================================================================================
-# Known bugs in readers this file does not own (minimal reproducers; xfail until fixed)
+# Bugs the fuzzing found (minimal reproducers; each must end in one HistoryError naming the file
+# and the field, or a ProgramParseError)
 # =============================================================================================
 def _copy(saved, tmp_path) -> Path:
     d = tmp_path / "h"
@@ -407,69 +434,103 @@ def _edit_manifest(d: Path, fn) -> None:
     (d / "manifest.json").write_text(json.dumps(man))
 
 
-@pytest.mark.xfail(reason="bug H1: a manifest that is not a JSON object raises AttributeError", strict=False)
-def test_known_bug_manifest_not_an_object(saved, tmp_path):
-    d = _copy(saved, tmp_path)
-    (d / "manifest.json").write_text("[]")
-    with pytest.raises(HistoryError):
+def _refused(d: Path, *names: str) -> str:
+    with pytest.raises(HistoryError) as e:
         LearningHistory.load(d)
+    for n in names:
+        assert n in str(e.value), f"{n!r} not named in: {e.value}"
+    return str(e.value)
 
 
-@pytest.mark.xfail(reason="bug H2: files.<col>.dtype that is not a dtype raises TypeError", strict=False)
-def test_known_bug_manifest_dtype_not_a_dtype(saved, tmp_path):
+@pytest.mark.parametrize("text", ["[]", "5", '"manifest"', "null"])
+def test_found_manifest_not_an_object(saved, tmp_path, text):
     d = _copy(saved, tmp_path)
-    _edit_manifest(d, lambda m: m["files"]["action"].__setitem__("dtype", "zz"))
-    with pytest.raises(HistoryError):
-        LearningHistory.load(d)
+    (d / "manifest.json").write_text(text)
+    _refused(d, "manifest.json", "expected an object")
 
 
-@pytest.mark.xfail(reason="bug H3: a snapshots entry without 'file' (or not an object, or step 'x') raises KeyError/TypeError/ValueError", strict=False)
-def test_known_bug_manifest_snapshot_entry_malformed(saved, tmp_path):
+@pytest.mark.parametrize("dtype", ["zz", 5, None, [["a", "<i8"]], "|O"])
+def test_found_manifest_dtype_not_a_dtype(saved, tmp_path, dtype):
     d = _copy(saved, tmp_path)
-    _edit_manifest(d, lambda m: m["snapshots"][0].pop("file"))
-    with pytest.raises(HistoryError):
-        LearningHistory.load(d)
+    _edit_manifest(d, lambda m: m["files"]["action"].__setitem__("dtype", dtype))
+    _refused(d, "files.action")
 
 
-@pytest.mark.xfail(reason="bug H4: a column file that is a symlink out of the directory is read", strict=False)
-def test_known_bug_symlink_out_of_the_directory(saved, tmp_path):
+@pytest.mark.parametrize("edit, field", [
+    (lambda s: s[0].pop("file"), "snapshots[0].file"),
+    (lambda s: s.__setitem__(0, "step_000000000000.safetensors"), "snapshots[0]"),
+    (lambda s: s[1].__setitem__("step", "x"), "snapshots[1].step"),
+    (lambda s: s[1].__setitem__("step", 0), "snapshots[1].step"),   # a step listed twice
+    (lambda s: s[0].__setitem__("file", "../manifest.json"), "snapshots[0].file"),
+    (lambda s: s[0].__setitem__("sha256", None), "snapshots[0].sha256"),
+])
+def test_found_manifest_snapshot_entry_malformed(saved, tmp_path, edit, field):
     d = _copy(saved, tmp_path)
-    outside = tmp_path / "outside.npy"
-    shutil.copy(d / "action.npy", outside)
-    (d / "action.npy").unlink()
-    os.symlink(outside, d / "action.npy")
-    with pytest.raises(HistoryError):
-        LearningHistory.load(d)
+    _edit_manifest(d, lambda m: edit(m["snapshots"]))
+    _refused(d, "manifest.json", field)
 
 
-@pytest.mark.xfail(reason="bug H5: files.<col>.file '../x' or an absolute path is read from outside the directory", strict=False)
-def test_known_bug_manifest_path_outside_the_directory(saved, tmp_path):
+@pytest.mark.parametrize("name", ["action.npy", "manifest.json", "snapshots/step_000000000020.safetensors"])
+def test_found_symlink_out_of_the_directory(saved, tmp_path, name):
+    d = _copy(saved, tmp_path)
+    outside = tmp_path / "outside"
+    shutil.copy(d / name, outside)
+    (d / name).unlink()
+    os.symlink(outside, d / name)
+    _refused(d, name, "out of the history directory")
+
+
+def test_symlink_inside_the_directory_loads(saved, tmp_path):
+    """Only leaving the directory is refused: a history reached through a symlinked directory,
+    or with a column linked to a file inside it, loads as saved."""
+    d = _copy(saved, tmp_path)
+    shutil.move(d / "action.npy", d / "action_data.npy")
+    os.symlink("action_data.npy", d / "action.npy")
+    os.symlink(d, tmp_path / "link")
+    assert _same(LearningHistory.load(tmp_path / "link"), saved[1])
+
+
+@pytest.mark.parametrize("where", ["../outside.npy", "absolute", "snapshots/../../outside.npy"])
+def test_found_manifest_path_outside_the_directory(saved, tmp_path, where):
     d = _copy(saved, tmp_path)
     shutil.copy(d / "action.npy", tmp_path / "outside.npy")
-    _edit_manifest(d, lambda m: m["files"]["action"].__setitem__("file", "../outside.npy"))
-    with pytest.raises(HistoryError):
-        LearningHistory.load(d)
+    path = str(tmp_path / "outside.npy") if where == "absolute" else where
+    _edit_manifest(d, lambda m: m["files"]["action"].__setitem__("file", path))
+    _refused(d, "manifest.json", "files.action.file", "out of the history directory")
 
 
-@pytest.mark.xfail(reason="bug H6: a manifest nested 10^5 deep raises RecursionError", strict=False)
-def test_known_bug_manifest_deeply_nested(saved, tmp_path):
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a":' * 100_000 + "1" + "}" * 100_000])
+def test_found_manifest_deeply_nested(saved, tmp_path, text):
     d = _copy(saved, tmp_path)
-    (d / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
-    with pytest.raises(HistoryError):
-        LearningHistory.load(d)
+    (d / "manifest.json").write_text(text)
+    _refused(d, "manifest.json", "too deeply nested")
 
 
-@pytest.mark.xfail(reason="bug P1: program text nested >= 497 parentheses deep raises RecursionError", strict=False)
-def test_known_bug_parser_deep_nesting():
-    with pytest.raises(ProgramParseError):
+def test_found_parser_deep_nesting():
+    with pytest.raises(ProgramParseError, match="deeper than 100 levels"):
         parse_program("TD(init=0, alpha=1/2, target=" + "(" * 497 + "r" + ")" * 497 + ", explore=greedy)")
+    with pytest.raises(ProgramParseError, match="deeper than 100 levels"):
+        parse_program("TD(init=0, alpha=1/2, target=r" + "+r" * 5000 + ", explore=greedy)")
+    # Nesting up to the limit still parses, to the same program as without the parentheses.
+    deep = parse_program("TD(init=0, alpha=1/2, target=" + "(" * 99 + "r + g*max Q(s')" + ")" * 99 + ", gamma=1/2, explore=greedy)")
+    assert deep == parse_program("TD(init=0, alpha=1/2, target=r + g*max Q(s'), gamma=1/2, explore=greedy)")
 
 
-@pytest.mark.xfail(reason="bug H7: a .npy header byte flipped to '{' raises tokenize.TokenError", strict=False)
-def test_known_bug_npy_header_bracket(saved, tmp_path):
+@pytest.mark.parametrize("i, char", [(248, "{"), (248, "("), (248, "["), (11, '"'), (10, "(")])
+def test_found_npy_header_bracket(saved, tmp_path, i, char):
     d = _copy(saved, tmp_path)
     data = bytearray((d / "obs.npy").read_bytes())
-    data[248] = ord("{")     # inside the header's space padding
+    data[i] = ord(char)     # inside the header: its space padding, its opening brace or a quote
     (d / "obs.npy").write_bytes(bytes(data))
-    with pytest.raises(HistoryError):
-        LearningHistory.load(d)
+    _refused(d, "obs.npy")
+
+
+@pytest.mark.parametrize("field, value, expect", [
+    ("n_steps", 31, "'n_steps' is 31"), ("n_steps", "30", "'n_steps'"), ("n_steps", None, "'n_steps'"),
+    ("n_actions", 4, "'n_actions' is 4"), ("n_actions", True, "'n_actions'"),
+    ("metadata", ["env_id", "X-v0"], "'metadata'"), ("metadata", None, "'metadata'"),
+])
+def test_found_manifest_summary_checked(saved, tmp_path, field, value, expect):
+    d = _copy(saved, tmp_path)
+    _edit_manifest(d, lambda m: m.__setitem__(field, value))
+    _refused(d, "manifest.json", expect)

@@ -93,24 +93,37 @@ def _integer(v: Fraction, what: str, tk: _Tokens) -> int:
     return int(v)
 
 
-def _parse_atom(tk: _Tokens) -> Expr:
+#: How deep a target expression may nest (parentheses, or terms of one sum: ``a + b + c`` is a
+#: tree of depth 3). Real targets have depth < 10; the limit keeps the parser, and the recursive
+#: walks of the tree after it (``linear_form``, ``expr_source``), far from Python's recursion limit.
+MAX_EXPR_DEPTH = 100
+
+
+def _too_deep(tk: _Tokens) -> ProgramParseError:
+    return tk.error(f"expression nested deeper than {MAX_EXPR_DEPTH} levels (the parser's limit)")
+
+
+def _parse_atom(tk: _Tokens, nest: int = 0) -> tuple[Expr, int]:
+    """One term and the depth of its tree; ``nest`` is the number of enclosing parentheses."""
     t = tk.peek()
     if t is None:
         raise tk.error("expected a term")
     if t[1] == "(":
+        if nest >= MAX_EXPR_DEPTH:
+            raise _too_deep(tk)
         tk.next()
         if tk.peek() is not None and tk.peek()[1] == "-" and tk.peek(1) is not None and tk.peek(1)[0] == "num":
             v = _parse_number(tk)
             tk.expect(")")
-            return Const(v)
-        e = _parse_sum(tk)
+            return Const(v), 1
+        e = _parse_sum_depth(tk, nest + 1)
         tk.expect(")")
         return e
     if t[0] == "num":
-        return Const(_parse_number(tk))
+        return Const(_parse_number(tk)), 1
     if t[1] == "r":
         tk.next()
-        return Leaf("r")
+        return Leaf("r"), 1
     if t[1] == "g":
         tk.next()
         tk.expect("*")
@@ -120,20 +133,28 @@ def _parse_atom(tk: _Tokens) -> Expr:
         if leaf is not None:
             for v in leaf[1]:
                 tk.expect(v)
-            return Leaf(leaf[0])
+            return Leaf(leaf[0]), 1
         raise ProgramParseError(f"expected max Q(s'), Q(s',a') or E_pi Q(s') after g* at position {n[2]} in {tk.text!r}")
     raise tk.error(f"expected r, g*..., a number or '(' but found {t[1]!r}")
 
 
-def _parse_sum(tk: _Tokens) -> Expr:
-    e = _parse_atom(tk)
+def _parse_sum_depth(tk: _Tokens, nest: int = 0) -> tuple[Expr, int]:
+    e, depth = _parse_atom(tk, nest)
     while True:
         if tk.accept("+"):
-            e = Add(e, _parse_atom(tk))
+            op = Add
         elif tk.accept("-"):
-            e = Sub(e, _parse_atom(tk))
+            op = Sub
         else:
-            return e
+            return e, depth
+        right, d = _parse_atom(tk, nest)
+        e, depth = op(e, right), max(depth, d) + 1
+        if depth > MAX_EXPR_DEPTH:
+            raise _too_deep(tk)
+
+
+def _parse_sum(tk: _Tokens) -> Expr:
+    return _parse_sum_depth(tk)[0]
 
 
 def parse_expr(text: str) -> Expr:
