@@ -9,6 +9,7 @@ whose files do not match the manifest, naming the file and the field.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import struct
@@ -190,8 +191,14 @@ def load_history(directory: str | os.PathLike, *, verify: bool = True, mmap: boo
         raise HistoryError(f"{d}: no such history directory")
     root = d.resolve()
     hint = " (an unfinished .partial run?)" if d.name.endswith(".partial") else ""
-    if mpath.is_symlink() or mpath.exists():
-        _inside(d, root, MANIFEST, MANIFEST)
+    try:
+        real = mpath.resolve()
+    except (OSError, RuntimeError) as e:   # a symlink loop
+        raise HistoryError(f"{mpath}: cannot be resolved ({e})") from None
+    if not real.is_relative_to(root):
+        raise HistoryError(f"{mpath}: leads out of the history directory to {real}")
+    if mpath.exists() and not real.is_file():
+        raise HistoryError(f"{mpath}: not a regular file")
     try:
         manifest = read_json(mpath, HistoryError, missing=f"{mpath}: missing manifest{hint}")
     except RecursionError:
@@ -313,13 +320,13 @@ def _load_column(d: Path, root: Path, col: str, entry: Any, *, verify: bool, mma
         raise HistoryError(f"{fname}: dtype {dtype} differs from the manifest's {descr} (column '{col}', field '{field}.dtype')")
     if dtype.hasobject:
         raise HistoryError(f"{fname}: dtype {dtype} holds Python objects, which a history never does (column '{col}', field '{field}.dtype')")
-    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = offset + math.prod(shape) * dtype.itemsize   # Python ints: a hostile shape cannot overflow
     size = p.stat().st_size
     if size != expected:
         raise HistoryError(f"{fname}: {size} bytes, expected {expected} (truncated or padded; column '{col}', field '{field}.shape')")
     if verify and sha256_file(p) != digest:
         raise HistoryError(f"{fname}: sha256 does not match the manifest (column '{col}' was modified; field '{field}.sha256')")
-    if int(np.prod(shape, dtype=np.int64)) == 0:
+    if math.prod(shape) == 0:
         return np.zeros(shape, dtype)
     try:
         return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)

@@ -480,6 +480,15 @@ def test_found_symlink_out_of_the_directory(saved, tmp_path, name):
     _refused(d, name, "out of the history directory")
 
 
+@pytest.mark.parametrize("name", ["reward.npy", "manifest.json"])
+def test_found_not_a_regular_file(saved, tmp_path, name):
+    """A FIFO would block the read forever, a directory fails in the middle of it: both are refused."""
+    d = _copy(saved, tmp_path)
+    (d / name).unlink()
+    os.mkfifo(d / name)
+    _refused(d, name, "not a regular file")
+
+
 def test_symlink_inside_the_directory_loads(saved, tmp_path):
     """Only leaving the directory is refused: a history reached through a symlinked directory,
     or with a column linked to a file inside it, loads as saved."""
