@@ -259,3 +259,8 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, study_dir)
 def test_help_explains():
     r = run_paper("--help")
     assert r.returncode == 0 and "--study" in r.stdout and "REPORT.md" in r.stdout
+
+
+def test_table_numbers_keep_three_digits_and_zero_stays_zero():
+    assert [fmt(x) for x in (0.0, -0.0, 0.5125, -57.7091, 0.004631, 1.5e-05, float("nan"))] == \
+        ["0.000", "0.000", "0.512", "-57.709", "0.00463", "1.50e-05", "n/a"]

@@ -33,9 +33,9 @@ def fmt(x: float) -> str:
     scientific notation only below 1e-4."""
     if x is None or not math.isfinite(x):
         return "n/a"
-    if x != 0 and abs(x) < 1e-4:
-        return f"{x:.2e}"
-    return f"{x:.5f}" if abs(x) < 0.01 else f"{x:.3f}"
+    if x == 0 or abs(x) >= 0.01:
+        return f"{abs(x) if x == 0 else x:.3f}"
+    return f"{x:.2e}" if abs(x) < 1e-4 else f"{x:.5f}"
 
 
 def fmt_interval(v: Interval) -> str:
