@@ -28,8 +28,7 @@ STEMS = ("fig1_teacher_learning", "fig2_q1_tracking", "fig3_q2_continuation_curv
 
 def run_paper(*args: str, hash_seed: str = "0") -> subprocess.CompletedProcess:
     # a fresh process per run with its own hash seed: set iteration order must not reach the bytes
-    env = os.environ | {"PYTHONHASHSEED": hash_seed, "MPLBACKEND": ""}
-    env.pop("MPLBACKEND")
+    env = os.environ | {"PYTHONHASHSEED": hash_seed}
     return subprocess.run([sys.executable, "-m", "experiments.paper", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
 
