@@ -24,7 +24,7 @@ demo: setup
 # The default study (resumable: hours on 2 cores), then the paper's figures and REPORT.md from it.
 paper: setup
 	$(PY) -m experiments.study --preset default --out runs/study-default --resume
-	$(PY) -m experiments.paper --study runs/study-default --out paper
+	$(PY) -m experiments.paper --study runs/study-default --out paper --formats png
 
 test: setup
 	$(PY) -m pytest -q

@@ -132,7 +132,12 @@ def table(summary: list[dict[str, Any]], rungs: list[str]) -> str:
             return f"{r['mean']:.3g}"
         return f"{r['mean']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
 
+    def undefined(rung: str, T: Any) -> bool:
+        g = idx.get((rung, "teacher_continued", "Q2", "within", "teacher_gain", T))
+        return g is not None and not (g["ci_low"] is not None and np.isfinite(g["ci_low"]) and g["ci_low"] > 0)
+
     lines = [f"{'rung':<11} {'question':<26} {'T':>4}  {'mixture':<28} {'transformer':<28} {'controls'}"]
+    flagged = False
     for rung in rungs:
         Ts = sorted({r["T"] for r in summary if r["rung"] == rung and r["metric"] == "continuation_ratio"})
         for q, v, m, label in HEADLINE:
@@ -148,8 +153,14 @@ def table(summary: list[dict[str, Any]], rungs: list[str]) -> str:
                     ctrl = f"uniform {cell(rung, 'uniform', q, v, m, T)}"
                 elif m == "auc_ratio":
                     ctrl = f"uniform {cell(rung, 'uniform', q, v, m, T)}"
-                lines.append(f"{rung:<11} {label:<26} {'' if T is None else T:>4}  {cell(rung, 'mixture', q, v, m, T):<28} "
+                mark = ""
+                if m == "continuation_ratio" and undefined(rung, T):
+                    mark, flagged = "*", True
+                lines.append(f"{rung:<11} {label + mark:<26} {'' if T is None else T:>4}  {cell(rung, 'mixture', q, v, m, T):<28} "
                              f"{cell(rung, 'transformer', q, v, m, T):<28} {ctrl}")
+    if flagged:
+        lines.append("* the teacher's own gain from T to kT is not clearly above 0 (its interval reaches 0): "
+                     "the continuation ratio is undefined there")
     return "\n".join(lines)
 
 

@@ -138,7 +138,7 @@ def _smoke() -> list[Rung]:
              transformer=_tf({"obs_encoder": "grid", "context": 80},
                              {"steps": 60, "subsample": [1, 2]}, train_episodes=60, seeds_per_task=1, expert_last=10)),
         Rung("chain6", "RiverSwim chain, 6 states", "hypospace/Chain-v0", {"n": 6}, n_val=1, n_train=0, n_test=2,
-             teacher=CHAIN_TEACHER_SMOKE, history_episodes=48, Ts=(4, 12), Ts_beyond=(12,), k=4, q1_episodes=4,
+             teacher=CHAIN_TEACHER_SMOKE, history_episodes=48, Ts=(4, 8), Ts_beyond=(8,), k=4, q1_episodes=4,
              q3_episodes=12, mixture=MixtureSpec(30.0, CHAIN_SMOKE_PARTS, _SMALL_KINDS),
              transformer=_tf({"obs_encoder": "table", "context": 90},
                              {"steps": 60, "subsample": [1]}, train_episodes=48, seeds_per_task=1, expert_last=8)),
