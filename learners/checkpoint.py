@@ -21,6 +21,8 @@ from learners.files import read_json
 
 _STATE = "state.json"
 _FORMAT = "hypospace.checkpoint/1"
+# Real states nest a few levels (optimizer -> state -> parameter -> moment); far deeper is hostile.
+_MAX_DEPTH = 200
 
 
 def _is_tensor(x: Any) -> bool:
@@ -90,9 +92,66 @@ def save_state(directory: str | os.PathLike, state: Any) -> Path:
     return d
 
 
+def _npy_file(d: Path, root: Path, name: Any, field: str) -> Path:
+    """The array file ``name`` that ``field`` of the tree points at, refused unless it is a
+    regular file that stays inside the checkpoint directory once every symlink is followed
+    (a tree or a link must never make the loader read elsewhere, or block on a FIFO)."""
+    where = f"{d / _STATE}: field '{field}'"
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise CheckpointError(f"{where} is {name!r}, expected an array file name")
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        raise CheckpointError(f"{where} is {name!r}, a path out of the checkpoint directory")
+    p = d / name
+    try:
+        real = p.resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop
+        raise CheckpointError(f"{p}: cannot be resolved ({e}; {where})") from None
+    if not real.is_relative_to(root):
+        raise CheckpointError(f"{p}: leads out of the checkpoint directory to {real} ({where})")
+    if not p.exists():
+        raise CheckpointError(f"{p}: missing array file ({where})")
+    if not real.is_file():
+        raise CheckpointError(f"{p}: not a regular file ({where})")
+    return p
+
+
+def _check_npy(p: Path, field: str) -> np.dtype:
+    """The dtype of the .npy file ``p``, after checking its header parses and its size is
+    exactly header + data (a truncated file, or bytes appended after the array, is refused)."""
+    try:
+        with open(p, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            offset = f.tell()
+    except Exception as e:  # noqa: BLE001 - numpy's header parser (ast, tokenize) raises many types
+        raise CheckpointError(f"{p}: not a readable .npy file ({type(e).__name__}: {e}; field '{field}')") from None
+    dtype = np.dtype(dtype)
+    if dtype.hasobject:
+        raise CheckpointError(f"{p}: holds Python objects (field '{field}'); checkpoints hold numbers only")
+    n = 1
+    for s in shape:
+        n *= int(s)
+    want = offset + n * dtype.itemsize
+    size = p.stat().st_size
+    if size != want:
+        raise CheckpointError(f"{p}: {size} bytes, its header says {want} (shape {tuple(shape)}, {dtype}; "
+                              f"field '{field}'): truncated or edited")
+    return dtype
+
+
 def load_state(directory: str | os.PathLike, *, mmap: bool = False) -> Any:
     """Read a checkpoint written by ``save_state`` (falls back to ``<dir>.old`` if a crash
-    interrupted the swap)."""
+    interrupted the swap).
+
+    Anything that does not describe a checkpoint ``save_state`` could have written -- bad JSON, a
+    tree nested deeper than ``_MAX_DEPTH``, a field of the wrong type, an array file that is
+    missing, truncated, lies about its dtype or leads out of the directory -- raises one
+    ``CheckpointError`` naming the file and the field."""
     d = Path(directory)
     if not (d / _STATE).exists():
         old = d.with_name(d.name + ".old")
@@ -100,40 +159,82 @@ def load_state(directory: str | os.PathLike, *, mmap: bool = False) -> Any:
             d = old
         else:
             raise CheckpointError(f"{directory}: no checkpoint ({_STATE} missing)")
-    meta = read_json(d / _STATE, CheckpointError)
-    if meta.get("format") != _FORMAT:
-        raise CheckpointError(f"{d / _STATE}: not a hypospace checkpoint")
+    try:
+        root = d.resolve()
+    except (OSError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"{d}: cannot be resolved ({e})") from None
+    sp = d / _STATE
+    if not sp.resolve().is_relative_to(root) or not sp.resolve().is_file():
+        raise CheckpointError(f"{sp}: not a regular file inside the checkpoint directory")
+    try:
+        meta = read_json(sp, CheckpointError)
+    except RecursionError:
+        raise CheckpointError(f"{sp}: nested too deeply to be a checkpoint") from None
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        raise CheckpointError(f"{sp}: not a hypospace checkpoint (field 'format')")
+    if "tree" not in meta:
+        raise CheckpointError(f"{sp}: field 'tree' missing")
 
-    def arr(name: str) -> np.ndarray:
-        p = d / name
-        if not p.exists():
-            raise CheckpointError(f"{p}: missing array file")
+    def bad(field: str, why: str) -> CheckpointError:
+        return CheckpointError(f"{sp}: field '{field}' {why}")
+
+    def arr(name: Any, field: str) -> tuple[np.ndarray, np.dtype]:
+        p = _npy_file(d, root, name, field)
+        dtype = _check_npy(p, field)
         try:
-            return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
-        except ValueError as e:
-            raise CheckpointError(f"{p}: unreadable ({e})") from None
+            return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False), dtype
+        except (ValueError, EOFError, OSError, MemoryError, OverflowError, TypeError) as e:
+            raise CheckpointError(f"{p}: unreadable ({type(e).__name__}: {e}; field '{field}')") from None
 
-    def dec(x: Any) -> Any:
+    def tensor(x: dict[str, Any], field: str) -> Any:
+        import torch  # on use: tabular runs resume without paying torch's ~2 s import
+
+        name = x.get("dtype")
+        want = getattr(torch, name, None) if isinstance(name, str) and name.isidentifier() else None
+        if not isinstance(want, torch.dtype):
+            raise bad(f"{field}.dtype", f"is {name!r}, not a torch dtype")
+        a, dtype = arr(x["__tensor__"], f"{field}.__tensor__")
+        try:
+            a = np.array(a, dtype=dtype.newbyteorder("="))
+            t = torch.from_numpy(a)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{d / str(x['__tensor__'])}: {dtype} cannot be a tensor ({e}; field '{field}')") from None
+        # The writer stores a tensor's own dtype, except bfloat16 (numpy has none) as float32.
+        stored = torch.float32 if want == torch.bfloat16 else want
+        if t.dtype != stored:
+            raise CheckpointError(f"{d / str(x['__tensor__'])}: holds {dtype}, field '{field}.dtype' says {name}")
+        return t.to(want) if t.dtype != want else t
+
+    def dec(x: Any, field: str, depth: int) -> Any:
+        if depth > _MAX_DEPTH:
+            raise bad(field, f"nests deeper than {_MAX_DEPTH} levels")
         if isinstance(x, dict):
             if "__dict__" in x:
-                return {k: dec(v) for k, v in x["__dict__"].items()}
+                v = x["__dict__"]
+                if not isinstance(v, dict):
+                    raise bad(f"{field}.__dict__", f"is a {type(v).__name__}, expected an object")
+                return {k: dec(w, f"{field}.{k}", depth + 1) for k, w in v.items()}
             if "__list__" in x:
-                out = [dec(v) for v in x["__list__"]]
+                v = x["__list__"]
+                if not isinstance(v, list):
+                    raise bad(f"{field}.__list__", f"is a {type(v).__name__}, expected a list")
+                out = [dec(w, f"{field}[{i}]", depth + 1) for i, w in enumerate(v)]
                 return tuple(out) if x.get("tuple") else out
             if "__array__" in x:
-                return arr(x["__array__"])
+                return arr(x["__array__"], f"{field}.__array__")[0]
             if "__tensor__" in x:
-                import torch  # on use: tabular runs resume without paying torch's ~2 s import
-
-                a = np.array(arr(x["__tensor__"]))
-                t = torch.from_numpy(a)
-                want = getattr(torch, x["dtype"])
-                return t.to(want) if t.dtype != want else t
+                return tensor(x, field)
             if "__float__" in x:
-                return float(x["__float__"])
+                v = x["__float__"]
+                if v not in ("nan", "inf", "-inf"):
+                    raise bad(f"{field}.__float__", f"is {v!r}, expected 'nan', 'inf' or '-inf'")
+                return float(v)
+            raise bad(field, f"is an object with keys {sorted(x)[:5]}, not a checkpoint node")
+        if isinstance(x, list):
+            raise bad(field, "is a bare list, not a checkpoint node")
         return x
 
-    return dec(meta["tree"])
+    return dec(meta["tree"], "tree", 0)
 
 
 __all__ = ["save_state", "load_state", "CheckpointError"]

@@ -102,26 +102,70 @@ def save_checkpoint(directory: Path, *, model: ADTransformer, optimizer: torch.o
 
 
 def load_train_state(directory: Path) -> dict[str, Any]:
-    """The optimizer state, step, RNG states and extras saved by ``save_checkpoint``."""
-    st = load_state(Path(directory) / TRAIN_STATE)
-    st["optimizer"] = _optimizer_state(st["optimizer"])
+    """The optimizer state, step, RNG states and extras saved by ``save_checkpoint``; a state
+    that is not shaped as ``save_checkpoint`` writes it raises ``CheckpointError`` naming the field."""
+    where = Path(directory) / TRAIN_STATE
+    st = load_state(where)
+
+    def need(ok: bool, field: str, what: str) -> None:
+        if not ok:
+            raise CheckpointError(f"{where}: field '{field}' is not {what}")
+
+    need(isinstance(st, dict), "tree", "an object")
+    need(isinstance(st.get("step"), int) and not isinstance(st.get("step"), bool) and st["step"] >= 0, "step",
+         "a step count")
+    opt = st.get("optimizer")
+    need(isinstance(opt, dict) and isinstance(opt.get("state"), dict), "optimizer.state", "an object")
+    need(isinstance(opt.get("param_groups"), list) and all(isinstance(g, dict) for g in opt["param_groups"]),
+         "optimizer.param_groups", "a list of objects")
+    need(all(k.isascii() and k.isdigit() and isinstance(v, dict) for k, v in opt["state"].items()), "optimizer.state",
+         "parameter numbers -> objects")
+    rng = st.get("rng")
+    need(isinstance(rng, dict), "rng", "an object")
+    need(isinstance(rng.get("torch"), torch.Tensor) and rng["torch"].dtype == torch.uint8, "rng.torch", "a uint8 tensor")
+    need(isinstance(rng.get("numpy"), dict), "rng.numpy", "a numpy generator state")
+    need(isinstance(rng.get("python"), (list, tuple)), "rng.python", "a Python random state")
+    st["optimizer"] = _optimizer_state(opt)
     return st
+
+
+def _inside(d: Path, name: str) -> Path:
+    """``d / name``, refused unless it is a regular file inside ``d`` once symlinks are followed."""
+    p = d / name
+    try:
+        real, root = p.resolve(), d.resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop
+        raise CheckpointError(f"{p}: cannot be resolved ({e})") from None
+    if not real.is_relative_to(root):
+        raise CheckpointError(f"{p}: leads out of the checkpoint directory to {real}")
+    if p.exists() and not real.is_file():  # a directory, or a FIFO that would block the read
+        raise CheckpointError(f"{p}: not a regular file")
+    return p
 
 
 def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     d = Path(directory)
-    mp = d / META
-    meta = read_json(mp, CheckpointError, missing=f"{d}: not a checkpoint ({META} missing)")
+    mp = _inside(d, META)
+    try:
+        meta = read_json(mp, CheckpointError, missing=f"{d}: not a checkpoint ({META} missing)")
+    except RecursionError:
+        raise CheckpointError(f"{mp}: nested too deeply to be a checkpoint") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{mp}: a JSON {type(meta).__name__}, expected an object")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{mp}: format {meta.get('format')!r}, expected {FORMAT!r}")
+    for field in ("model", "train", "data", "sha256"):
+        if field in meta and not isinstance(meta[field], dict):
+            raise CheckpointError(f"{mp}: field '{field}' is a {type(meta[field]).__name__}, expected an object")
     return meta
 
 
 def verify_weights(d: Path, meta: dict[str, Any]) -> None:
-    p = Path(d) / WEIGHTS
+    p = _inside(Path(d), WEIGHTS)
     if not p.exists():
         raise CheckpointError(f"{p}: missing")
-    want = meta.get("sha256", {}).get(WEIGHTS)
+    sums = meta.get("sha256", {})
+    want = sums.get(WEIGHTS) if isinstance(sums, dict) else None
     if want is None or sha256_file(p) != want:
         raise CheckpointError(f"{p}: corrupt (sha256 does not match {META})")
 
@@ -130,6 +174,26 @@ def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """``field: saved != given`` for every field whose JSON value differs."""
     keys = sorted(set(a) | set(b))
     return [f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in keys if json.dumps(a.get(k), sort_keys=True) != json.dumps(b.get(k), sort_keys=True)]
+
+
+def _read_weights(d: Path, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
+    verify_weights(d, meta)
+    try:
+        return load_file(str(d / WEIGHTS))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+        raise CheckpointError(f"{d / WEIGHTS}: unreadable ({e})") from None
+
+
+def _fit(d: Path, sd: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
+    """Refuse weights whose names, shapes or dtypes are not the model's (``load_state_dict``
+    would raise its own error on a shape and silently cast a dtype)."""
+    missing, unexpected = sorted(set(want) - set(sd)), sorted(set(sd) - set(want))
+    if missing or unexpected:
+        raise CheckpointError(f"{d}: weights do not fit the model (missing {missing}, unexpected {unexpected})")
+    for k, v in want.items():
+        if sd[k].shape != v.shape or sd[k].dtype != v.dtype:
+            raise CheckpointError(f"{d / WEIGHTS}: tensor '{k}' is {sd[k].dtype} {tuple(sd[k].shape)}, "
+                                  f"the model's is {v.dtype} {tuple(v.shape)}")
 
 
 def load_model_weights(model: ADTransformer, directory: str | os.PathLike) -> dict[str, Any]:
@@ -142,25 +206,29 @@ def load_model_weights(model: ADTransformer, directory: str | os.PathLike) -> di
     diff = config_diff(meta.get("model", {}), model.cfg.to_dict())
     if diff:
         raise CheckpointError(f"{d}: made for another model config ({'; '.join(diff)})")
-    try:
-        sd = load_file(str(d / WEIGHTS))
-    except Exception as e:  # safetensors raises its own error types
-        raise CheckpointError(f"{d / WEIGHTS}: unreadable ({e})") from None
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{d}: weights do not fit the model (missing {missing}, unexpected {unexpected})")
+    sd = _read_weights(d, meta)
+    _fit(d, sd, model.state_dict())
+    model.load_state_dict(sd)
     return meta
 
 
 def model_from_checkpoint(directory: str | os.PathLike, device: str = "cpu") -> tuple[ADTransformer, dict[str, Any]]:
-    """Build the model a checkpoint (or final model dir) describes and load its weights."""
-    meta = read_meta(directory)
+    """Build the model a checkpoint (or final model dir) describes and load its weights.
+
+    The config in ``meta.json`` is first built on torch's meta device (no memory) and checked
+    against the weights' names and shapes: a config that lies (say a huge ``d_model``) is
+    refused before anything is allocated."""
+    d = Path(directory)
+    meta = read_meta(d)
     try:
         cfg = ModelConfig.from_dict(meta["model"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{directory}: bad model config in {META} ({e})") from None
+        with torch.device("meta"):
+            shapes = ADTransformer(cfg).state_dict()
+    except Exception as e:  # noqa: BLE001 - any field of any type may have been edited in
+        raise CheckpointError(f"{d / META}: bad model config in field 'model' ({type(e).__name__}: {e})") from None
+    _fit(d, _read_weights(d, meta), shapes)
     model = ADTransformer(cfg)
-    load_model_weights(model, directory)
+    load_model_weights(model, d)
     return model.to(device).eval(), meta
 
 
