@@ -114,6 +114,15 @@ def _headline_table(study: Study) -> list[str]:
              "the truncation point T: 1 = it kept improving like the teacher, 0 = it stayed where its history "
              "ended. Mean [95% interval] from summary.csv.", ""]
     lines += table(study, {"question": "Q2", "metric": "continuation_ratio"}, rows, list(IMITATORS), ("rung", "variant", "T"))
+    undefined = []
+    for rung, _, T in rows:
+        g = study.summary.get((rung, "teacher_continued", "Q2", "within", "teacher_gain", T))
+        if g is not None and not (math.isfinite(g.ci_low) and g.ci_low > 0) and (rung, T) not in undefined:
+            undefined.append((rung, T))
+    if undefined:
+        where = ", ".join(f"`{r}` at T = {fmt_T(T)}" for r, T in undefined)
+        lines += ["", f"Undefined in practice: {where}. There the teacher's own gain from T to kT (the ratio's "
+                  "denominator, `teacher_gain`) has a 95% interval that reaches 0, so the ratio divides by noise."]
     return lines + [""]
 
 
