@@ -266,6 +266,11 @@ def _snapshot_listing(d: Path, root: Path, listing: Any, *, verify: bool) -> dic
             raise HistoryError(f"{MANIFEST}: field '{field}.sha256' is {digest!r}, expected a hex string")
         if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
             raise HistoryError(f"{MANIFEST}: field '{field}.file' is {name!r}, expected a file name in {SNAPSHOT_DIR}/")
+        if name != f"step_{step:012d}.safetensors":
+            # The file's name records its step, so an edited step (or a swapped file) is a lie
+            # the loader can see, not weights silently served at the wrong step.
+            raise HistoryError(f"{MANIFEST}: field '{field}.file' is {name!r}, which is not the snapshot of "
+                               f"step {step} (field '{field}.step')")
         p = _inside(d, root, f"{SNAPSHOT_DIR}/{name}", f"{field}.file")
         if verify and sha256_file(p) != digest:
             raise HistoryError(f"{SNAPSHOT_DIR}/{name}: sha256 does not match the manifest")
