@@ -127,20 +127,15 @@ def run_cell(cell: Cell, preset: Preset, rung: Rung, out_dir: str, command: str)
         warnings.simplefilter("ignore", MisspecificationWarning)
         m = _measure(cell, im)
     variants = ["within", "beyond"] if (cell.question == "Q2" and cell.imitator in UNTRAINED_Q2) else [cell.variant]
-    rows = []
+    key = {"rung": cell.rung, "imitator": cell.imitator, "question": cell.question, "seed": cell.seed}
+    rows, curves = [], []
     for var in variants:
-        for (metric, T), comp in m.metrics.items():
-            if var == "beyond" and cell.variant == "within" and T not in rung.Ts_beyond:
-                continue
-            rows.append({"rung": cell.rung, "imitator": cell.imitator, "question": cell.question, "variant": var,
-                         "metric": metric, "T": T, "seed": cell.seed, "value": value(comp["kind"], comp), **comp})
-    curves = []
-    for var in variants:
-        for (name, T), c in m.curves.items():
-            if var == "beyond" and cell.variant == "within" and T not in rung.Ts_beyond:
-                continue
-            curves.append({"rung": cell.rung, "imitator": cell.imitator, "question": cell.question, "variant": var,
-                           "curve": name, "T": T, "seed": cell.seed, "x": c["x"], "y": c["y"]})
+        # An untrained imitator's "beyond" rows are its "within" rows at the Ts that have a beyond model.
+        keep = (lambda T: T in rung.Ts_beyond) if (var == "beyond" and cell.variant == "within") else (lambda T: True)
+        rows += [{**key, "variant": var, "metric": metric, "T": T, "value": value(comp["kind"], comp), **comp}
+                 for (metric, T), comp in m.metrics.items() if keep(T)]
+        curves += [{**key, "variant": var, "curve": name, "T": T, "x": c["x"], "y": c["y"]}
+                   for (name, T), c in m.curves.items() if keep(T)]
     tf = rung.transformer
     record = {
         "cell": dataclasses.asdict(cell), "teacher_seed": teacher_seed, "train_seed": train_seed,

@@ -145,6 +145,12 @@ def _smoke() -> list[Rung]:
     ]
 
 
+def _opt(steps: int, subsample: list[int], batch_size: int = 32) -> dict[str, Any]:
+    """The default preset's optimisation: AdamW 1e-3 -> 1e-4 (cosine), 100 warmup updates."""
+    return {"steps": steps, "batch_size": batch_size, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,
+            "subsample": subsample}
+
+
 def _default() -> list[Rung]:
     med = {"n_layer": 4, "n_head": 4, "d_model": 64, "dropout": 0.1, "embd_dropout": 0.1}
     kinds = {"Constant": 22, "Stochastic": 20, "Cyclic": 22, "Reactive": 22}
@@ -155,39 +161,33 @@ def _default() -> list[Rung]:
              # Thompson programs cost a quadrature per program per step: keep 17 of them.
              mixture=MixtureSpec(16.0, kind_budgets={"Thompson": 9}),
              transformer=_tf({**med, "obs_encoder": "table", "context": 100},
-                             {"steps": 1500, "batch_size": 64, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,
-                              "subsample": [1]}, train_episodes=400, seeds_per_task=1, expert_last=50)),
+                             _opt(1500, [1], batch_size=64), train_episodes=400, seeds_per_task=1, expert_last=50)),
         Rung("darkroom5", "Dark Room 5x5", "hypospace/DarkRoom-v0", {"size": 5}, n_val=4, n_train=0, n_test=5,
              teacher=Q_TEACHER, history_episodes=200, Ts=(10, 25, 50), Ts_beyond=(25,), k=4, q1_episodes=20,
              q3_episodes=40, mixture=MixtureSpec(34.0, TD_PARTS, kinds),
              transformer=_tf({**med, "obs_encoder": "grid", "context": 200},
-                             {"steps": 1200, "batch_size": 32, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,
-                              "subsample": [2, 4, 8]}, train_episodes=200, seeds_per_task=16, expert_last=20)),
+                             _opt(1200, [2, 4, 8]), train_episodes=200, seeds_per_task=16, expert_last=20)),
         Rung("darkroom9", "Dark Room 9x9", "hypospace/DarkRoom-v0", {"size": 9}, n_val=12, n_train=0, n_test=16,
              teacher=Q_TEACHER, history_episodes=400, Ts=(25, 50, 100), Ts_beyond=(50,), k=4, q1_episodes=20,
              q3_episodes=40, mixture=MixtureSpec(34.0, TD_PARTS, kinds),
              transformer=_tf({**med, "obs_encoder": "grid", "context": 200},
-                             {"steps": 2000, "batch_size": 32, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,
-                              "subsample": [8, 16, 32]}, train_episodes=300, seeds_per_task=8, expert_last=20)),
+                             _opt(2000, [8, 16, 32]), train_episodes=300, seeds_per_task=8, expert_last=20)),
         Rung("darkroom13", "Dark Room 13x13", "hypospace/DarkRoom-v0", {"size": 13, "episode_len": 30}, n_val=16,
              n_train=64, n_test=16, teacher=Q_TEACHER, history_episodes=600, Ts=(50, 100, 150), Ts_beyond=(100,), k=4,
              q1_episodes=20, q3_episodes=40, mixture=MixtureSpec(30.0, TD_PARTS, {"Constant": 18, "Stochastic": 16}),
              transformer=_tf({**med, "obs_encoder": "grid", "context": 300},
-                             {"steps": 2000, "batch_size": 32, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,
-                              "subsample": [8, 16, 32]}, train_episodes=600, seeds_per_task=4, expert_last=20)),
+                             _opt(2000, [8, 16, 32]), train_episodes=600, seeds_per_task=4, expert_last=20)),
         Rung("keytodoor5", "Dark Key-to-Door 5x5", "hypospace/DarkKeyToDoor-v0", {"size": 5, "episode_len": 30,
              "n_train": 200, "n_test": 16}, n_val=16, n_train=64, n_test=16, teacher=Q_TEACHER, history_episodes=600,
              Ts=(50, 100, 150), Ts_beyond=(100,), k=4, q1_episodes=20, q3_episodes=40,
              mixture=MixtureSpec(30.0, TD_PARTS, {"Constant": 18, "Stochastic": 16}),
              transformer=_tf({**med, "obs_encoder": "table", "context": 240},
-                             {"steps": 2000, "batch_size": 32, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,
-                              "subsample": [8, 16, 32]}, train_episodes=600, seeds_per_task=4, expert_last=20)),
+                             _opt(2000, [8, 16, 32]), train_episodes=600, seeds_per_task=4, expert_last=20)),
         Rung("chain6", "RiverSwim chain, 6 states", "hypospace/Chain-v0", {"n": 6}, n_val=1, n_train=0, n_test=2,
              teacher=CHAIN_TEACHER, history_episodes=400, Ts=(10, 25, 50), Ts_beyond=(25,), k=4, q1_episodes=20,
              q3_episodes=40, mixture=MixtureSpec(34.0, TD_PARTS, kinds),
              transformer=_tf({**med, "obs_encoder": "table", "context": 150},
-                             {"steps": 1200, "batch_size": 32, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,
-                              "subsample": [2, 4, 8]}, train_episodes=400, seeds_per_task=32, expert_last=20)),
+                             _opt(1200, [2, 4, 8]), train_episodes=400, seeds_per_task=32, expert_last=20)),
     ]
 
 
