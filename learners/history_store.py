@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from learners.files import read_json, sha256_file, to_jsonable
@@ -281,9 +282,12 @@ def _snapshot_listing(d: Path, root: Path, listing: Any, *, verify: bool) -> dic
 def read_snapshot(directory: Path, name: str, digest: str | None) -> dict[str, np.ndarray]:
     """A weight snapshot file of a saved history, checked against its manifest digest."""
     p = Path(directory) / SNAPSHOT_DIR / name
-    if digest is not None and sha256_file(p) != digest:
-        raise HistoryError(f"{SNAPSHOT_DIR}/{name}: sha256 does not match the manifest")
-    return load_file(str(p))
+    try:
+        if digest is not None and sha256_file(p) != digest:
+            raise HistoryError(f"{SNAPSHOT_DIR}/{name}: sha256 does not match the manifest")
+        return load_file(str(p))
+    except (OSError, SafetensorError) as e:   # removed or damaged since the history was loaded
+        raise HistoryError(f"{SNAPSHOT_DIR}/{name}: cannot be read ({e})") from None
 
 
 def open_partial(partial: Path, rows: int, final_obs_rows: int) -> LearningHistory:

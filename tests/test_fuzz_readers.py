@@ -544,6 +544,17 @@ def test_found_npy_header_bracket(saved, tmp_path, i, char):
     _refused(d, "obs.npy")
 
 
+@pytest.mark.parametrize("damage", ["remove", "truncate"])
+def test_snapshot_damaged_after_loading(saved, tmp_path, damage):
+    """A snapshot is read on demand: removed or cut short after the load, it is a HistoryError too."""
+    d = _copy(saved, tmp_path)
+    h = LearningHistory.load(d, verify=False)
+    p = d / "snapshots/step_000000000020.safetensors"
+    p.unlink() if damage == "remove" else p.write_bytes(p.read_bytes()[:10])
+    with pytest.raises(HistoryError, match="step_000000000020.safetensors"):
+        h.weights_at(20)
+
+
 @pytest.mark.parametrize("field, value, expect", [
     ("n_steps", 31, "'n_steps' is 31"), ("n_steps", "30", "'n_steps'"), ("n_steps", None, "'n_steps'"),
     ("n_actions", 4, "'n_actions' is 4"), ("n_actions", True, "'n_actions'"),
