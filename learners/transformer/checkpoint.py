@@ -220,13 +220,18 @@ def model_from_checkpoint(directory: str | os.PathLike, device: str = "cpu") -> 
     refused before anything is allocated."""
     d = Path(directory)
     meta = read_meta(d)
+    sd = _read_weights(d, meta)
     try:
         cfg = ModelConfig.from_dict(meta["model"])
+        # Every block holds tensors: more blocks than tensors in the file is a lie, refused before
+        # building even a shapeless model (a million blocks take minutes on the meta device too).
+        if not 0 <= cfg.n_layer <= len(sd):
+            raise ValueError(f"n_layer {cfg.n_layer} for {len(sd)} tensors in {WEIGHTS}")
         with torch.device("meta"):
             shapes = ADTransformer(cfg).state_dict()
     except Exception as e:  # noqa: BLE001 - any field of any type may have been edited in
         raise CheckpointError(f"{d / META}: bad model config in field 'model' ({type(e).__name__}: {e})") from None
-    _fit(d, _read_weights(d, meta), shapes)
+    _fit(d, sd, shapes)
     model = ADTransformer(cfg)
     load_model_weights(model, d)
     return model.to(device).eval(), meta
