@@ -222,6 +222,7 @@ def _one_error(fn, d: Path, target: str) -> Any:
     try:
         return fn()
     except CheckpointError as e:
+        COUNTS[target + " (refused)"] += 1
         msg = str(e)
         assert d.name in msg, f"error does not name the checkpoint's file: {msg}"
         assert "\n" not in msg.strip() or len(msg) < 2000
@@ -391,3 +392,197 @@ def tf_damage(draw) -> dict[str, Any]:
 @given(m=tf_damage())
 def test_transformer_checkpoint_fuzz(base_transformer, m):
     _check_transformer(base_transformer, m)
+
+
+# =============================================================================================
+# A write that fails midway loses nothing (a full disk after N bytes)
+# =============================================================================================
+class _Disk:
+    """Every file opened for writing through ``open`` shares ``budget`` bytes; the write that
+    would pass it writes what fits and raises ENOSPC, as a full disk does."""
+
+    def __init__(self, budget: int):
+        self.left = budget
+        self.written = 0
+
+
+class _FullFile:
+    def __init__(self, f, disk: _Disk):
+        self._f, self._disk = f, disk
+
+    def write(self, b):
+        n = len(b)
+        if n > self._disk.left:
+            self._f.write(b[: self._disk.left])
+            self._disk.written += self._disk.left
+            self._disk.left = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._disk.left -= n
+        self._disk.written += n
+        return self._f.write(b)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self._f.close()
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+def _full_disk(monkeypatch, budget: int) -> _Disk:
+    disk = _Disk(budget)
+    real_open = builtins.open
+
+    def fake_open(file, mode="r", *a, **kw):
+        f = real_open(file, mode, *a, **kw)
+        return _FullFile(f, disk) if any(c in mode for c in "wax+") else f
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(io, "open", fake_open)
+    # safetensors writes from Rust: route its bytes through the same disk.
+    from safetensors.numpy import save as st_save
+
+    def save_file_via_open(tensors, filename, metadata=None):
+        with fake_open(filename, "wb") as f:
+            f.write(st_save(tensors, metadata=metadata))
+
+    monkeypatch.setattr(history_store, "save_file", save_file_via_open)
+    return disk
+
+
+def _state2() -> dict[str, Any]:
+    s = _state()
+    s["q"]["w"] = s["q"]["w"] * 2
+    s["replay"]["obs"] = np.ones((50, 4), np.uint8)
+    s["steps"] = (9,)
+    return s
+
+
+def _check_disk_state(n: int) -> None:
+    COUNTS["disk.save_state"] += 1
+    root = Path(tempfile.mkdtemp(prefix="fz"))
+    try:
+        d = root / "ckpt"
+        save_state(d, _state())
+        with pytest.MonkeyPatch.context() as mp:
+            disk = _full_disk(mp, n)
+            try:
+                save_state(d, _state2())
+                failed = False
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+                failed = True
+        # the previous checkpoint, or the whole new one, never a mixture or nothing
+        assert _equal(load_state(d), _state() if failed else _state2()), (n, disk.written)
+        assert not (root / "ckpt.old").exists()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _history(T: int, seed: int) -> LearningHistory:
+    rng = np.random.default_rng(seed)
+    A = 3
+    p = rng.dirichlet(np.ones(A), T)
+    return LearningHistory.from_arrays(
+        obs=rng.integers(0, 5, T), action=np.array([rng.choice(A, p=r) for r in p]), reward=rng.normal(size=T),
+        terminated=np.arange(T) % 10 == 9, truncated=np.zeros(T, bool), teacher_probs=p,
+        final_obs={9: 4, 19: 0}, snapshots={0: {"w": np.ones(3) * seed}}, metadata={"seed": seed})
+
+
+def _same_history(a: LearningHistory, b: LearningHistory) -> bool:
+    return (len(a) == len(b) and a.metadata == b.metadata
+            and all(np.array_equal(np.asarray(getattr(a, c)), np.asarray(getattr(b, c)))
+                    for c in ("obs", "action", "reward", "terminated", "truncated", "teacher_probs", "episode")))
+
+
+def _check_disk_history(n: int, previous: bool) -> None:
+    COUNTS["disk.history_save"] += 1
+    root = Path(tempfile.mkdtemp(prefix="fz"))
+    try:
+        d = root / "h"
+        old, new = _history(20, 1), _history(40, 2)
+        if previous:
+            old.save(d)
+        with pytest.MonkeyPatch.context() as mp:
+            _full_disk(mp, n)
+            try:
+                new.save(d, overwrite=True)
+                failed = False
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+                failed = True
+        if failed and previous:
+            assert _same_history(LearningHistory.load(d), old)
+        elif failed:
+            assert not d.exists()
+        else:
+            assert _same_history(LearningHistory.load(d), new)
+        assert sorted(p.name for p in root.iterdir()) == (["h"] if previous or not failed else []), \
+            f"half-written directory left: {sorted(p.name for p in root.iterdir())}"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@_settings(FAST["disk_state"])
+@given(n=st.integers(0, 12_000))
+def test_save_state_full_disk(n):
+    _check_disk_state(n)
+
+
+# Excluded input class (a bug in learners/history_store.py, not fixed here): a disk that fills
+# while HistoryWriter.__init__ writes the column headers (the first 10 x 256 bytes) leaves
+# ``<dir>.partial`` behind, because save_history's abort-on-error starts after the constructor.
+# Minimal reproducer: test_found_writer_init_enospc_leaves_partial below. Budgets start past it.
+WRITER_INIT_BYTES = 10 * history_store._NPY_HEADER_TOTAL
+
+
+@_settings(FAST["disk_history"])
+@given(n=st.integers(WRITER_INIT_BYTES, 6_000), previous=st.booleans())
+def test_history_save_full_disk(n, previous):
+    _check_disk_history(n, previous)
+
+
+@pytest.mark.xfail(strict=True, reason="history_store: ENOSPC inside HistoryWriter.__init__ leaves <dir>.partial")
+def test_found_writer_init_enospc_leaves_partial():
+    _check_disk_history(0, previous=False)
+
+
+def test_full_disk_budgets_cover_the_whole_write(tmp_path, monkeypatch):
+    """The drawn budgets above reach past a whole write (so both outcomes are exercised)."""
+    disk = _full_disk(monkeypatch, 10**9)
+    save_state(tmp_path / "c", _state2())
+    _history(40, 2).save(tmp_path / "h")
+    assert disk.written < 12_000 + 6_000, disk.written
+
+
+@pytest.mark.slow
+def test_fuzz_checkpoints_many(base_state, base_transformer):
+    """>= 10^4 cases over the checkpoint readers and writers; prints the counts per target."""
+    COUNTS.clear()
+
+    @_settings(SLOW["state"])
+    @given(m=damage())
+    def state(m):
+        _check_state(base_state, m)
+
+    @_settings(SLOW["transformer"])
+    @given(m=tf_damage())
+    def transformer(m):
+        _check_transformer(base_transformer, m)
+
+    @_settings(SLOW["disk_state"])
+    @given(n=st.integers(0, 12_000))
+    def disk_state(n):
+        _check_disk_state(n)
+
+    @_settings(SLOW["disk_history"])
+    @given(n=st.integers(WRITER_INIT_BYTES, 6_000), previous=st.booleans())
+    def disk_history(n, previous):
+        _check_disk_history(n, previous)
+
+    for f in (state, transformer, disk_state, disk_history):
+        f()
+    print("\nfuzz cases by target:", dict(sorted(COUNTS.items())))
+    assert sum(v for k, v in COUNTS.items() if "(refused)" not in k) >= 10_000
