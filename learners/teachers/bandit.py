@@ -25,8 +25,7 @@ import numpy as np
 
 from learners.beta_bernoulli import thompson_probs
 from learners.protocols import Transition
-from learners.teachers.base import TeacherBase, opt, register_teacher
-from learners.teachers.tabular import _number
+from learners.teachers.base import TeacherBase, finite_number, opt, register_teacher
 
 STEP_SIZES = ("1/n", "constant")
 
@@ -88,9 +87,9 @@ class EpsGreedyBanditConfig:
     alpha: float = opt(0.1, "step size in (0, 1] when step_size is 'constant'")
 
     def __post_init__(self) -> None:
-        self.epsilon = _number("epsilon", self.epsilon)
-        self.init = _number("init", self.init)
-        self.alpha = _number("alpha", self.alpha)
+        self.epsilon = finite_number("epsilon", self.epsilon)
+        self.init = finite_number("init", self.init)
+        self.alpha = finite_number("alpha", self.alpha)
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}")
         if self.step_size not in STEP_SIZES:
@@ -139,7 +138,7 @@ class UCB1Config:
     c: float = opt(2.0, "exploration constant: index = mean + sqrt(c ln(t) / N), c >= 0 (2 is Auer et al.'s UCB1)")
 
     def __post_init__(self) -> None:
-        self.c = _number("c", self.c)
+        self.c = finite_number("c", self.c)
         if not self.c >= 0.0:
             raise ValueError(f"c must be >= 0, got {self.c}")
 
@@ -195,8 +194,8 @@ class ThompsonConfig:
     prior_beta: float = opt(1.0, "Beta prior beta (pseudo-failures) > 0")
 
     def __post_init__(self) -> None:
-        self.prior_alpha = _number("prior_alpha", self.prior_alpha)
-        self.prior_beta = _number("prior_beta", self.prior_beta)
+        self.prior_alpha = finite_number("prior_alpha", self.prior_alpha)
+        self.prior_beta = finite_number("prior_beta", self.prior_beta)
         if not self.prior_alpha > 0.0:
             raise ValueError(f"prior_alpha must be > 0, got {self.prior_alpha}")
         if not self.prior_beta > 0.0:

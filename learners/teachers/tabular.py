@@ -39,8 +39,6 @@ EXPLORATIONS = ("eps_greedy", "softmax", "count_bonus")
 ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa")
 
 
-# The bandit teachers still import this name; the public one is learners.teachers.base.finite_number.
-_number = finite_number
 
 
 @dataclass
