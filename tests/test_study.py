@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from experiments.protocol import UniformRandom, score_predictions
-from experiments.study.cells import Cell, plan
+from experiments.study.cells import plan
 from experiments.study.data import RungData, stream
 from experiments.study.questions import Imitators, conditioning_history, q2, value
 from experiments.study.rungs import preset

@@ -9,16 +9,14 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
-from scipy import integrate, special, stats
+from scipy import stats
 
 import envs
 from envs.tasks import optimal_return, task_split
 from experiments.protocol import FrozenTeacher, closed_loop
-from learners.checkpoint import load_state, save_state
 from learners.protocols import Transition, sample_action
-from learners.recorder import env_seed, record
+from learners.recorder import record
 from learners.teachers import TEACHERS, make_teacher
-from learners.teachers.bandit import thompson_probs
 
 D = gym.spaces.Discrete
 TABULAR = ("q_learning", "sarsa", "expected_sarsa")
@@ -289,106 +287,6 @@ def test_bandit_updates_by_hand():
     np.testing.assert_allclose(th.action_probs(0), [1 / 3, 2 / 3], atol=1e-12)
     np.testing.assert_allclose(th.values(0), [0.5, 2 / 3])
     np.testing.assert_array_equal(th.weights()["alpha"], [1, 2])
-
-
-# ---------------------------------------------------------------------------------------------
-# Exact Thompson probabilities
-# ---------------------------------------------------------------------------------------------
-def p_b_beats_a(aA, bA, aB, bB):
-    """Closed form P(X_B > X_A), integer Beta parameters (Evan Miller's formula)."""
-    i = np.arange(aB)
-    logs = (special.betaln(aA + i, bA + bB) - np.log(bB + i) - special.betaln(1 + i, bB)
-            - special.betaln(aA, bA))
-    return float(np.exp(logs).sum())
-
-
-def fine_grid_probs(a, b, panels=8_000):
-    """Brute force: composite 4-point Gauss-Legendre on a fine uniform grid over the whole
-    region any posterior lives in, with the Beta pdf and ``betainc`` cdf at every node (no tail
-    cuts per arm, no union of per-arm panels, no cumulative cdfs)."""
-    lo = special.betaincinv(a, b, 1e-14).min()
-    hi = special.betainccinv(a, b, 1e-14).max()
-    gx, gw = np.polynomial.legendre.leggauss(4)
-    e = np.linspace(lo, hi, panels + 1)
-    h = np.diff(e)
-    x = (e[:-1, None] + h[:, None] * (gx + 1) / 2).ravel()
-    w = (h[:, None] * gw / 2).ravel()
-    F = special.betainc(a[:, None], b[:, None], x[None])
-    f = stats.beta.pdf(x[None], a[:, None], b[:, None])
-    ones = np.ones((1, x.size))
-    others = (np.cumprod(np.vstack([ones, F[:-1]]), 0)                  # arms before i
-              * np.cumprod(np.vstack([ones, F[:0:-1]]), 0)[::-1])      # arms after i
-    return (f * others) @ w
-
-
-def test_thompson_two_arms_closed_form():
-    cases = [(1, 1, 2, 1), (3, 7, 5, 4), (3000, 2000, 2950, 2050), (40, 9000, 1, 200), (600, 400, 61, 39)]
-    for aA, bA, aB, bB in cases:
-        p = thompson_probs(np.array([aA, aB], float), np.array([bA, bB], float))
-        assert p[1] == pytest.approx(p_b_beats_a(aA, bA, aB, bB), abs=1e-9), (aA, bA, aB, bB)
-
-
-def test_thompson_matches_adaptive_quadrature():
-    a = np.array([5.0, 20, 3, 1, 12])
-    b = np.array([10.0, 5, 3, 8, 4])
-    ref = []
-    for i in range(5):
-        def g(x, i=i):
-            others = [special.betainc(a[j], b[j], x) for j in range(5) if j != i]
-            return stats.beta.pdf(x, a[i], b[i]) * np.prod(others)
-        ref.append(integrate.quad(g, 0, 1, epsabs=1e-13, epsrel=1e-12, limit=500)[0])
-    np.testing.assert_allclose(thompson_probs(a, b), ref, rtol=0, atol=1e-10)
-
-
-@pytest.mark.parametrize("case", ["64 arms, thousands of pulls, close means", "sharp inside wide",
-                                  "20 arms mixed", "ties and a dominated arm"])
-def test_thompson_matches_brute_force(case):
-    rng = np.random.default_rng(7)
-    if case.startswith("64"):
-        n = rng.integers(500, 5000, 64)
-        s = rng.binomial(n, 0.6 + rng.normal(0, 0.01, 64))
-        a, b = 1.0 + s, 1.0 + n - s
-    elif case == "sharp inside wide":
-        a = np.array([2.0, 3000, 2600, 1, 40, 700])
-        b = np.array([3.0, 3000, 3400, 1, 60, 300])
-    elif case == "20 arms mixed":
-        n = rng.integers(0, 3000, 20)
-        s = rng.binomial(n, rng.random(20))
-        a, b = 1.0 + s, 1.0 + n - s
-    else:
-        a = np.array([30.0, 30, 30, 2, 29, 1])
-        b = np.array([10.0, 10, 10, 300, 11, 1])
-    p = thompson_probs(a, b)
-    ref = fine_grid_probs(a, b)
-    assert p.sum() == pytest.approx(1.0, abs=1e-15) and (p >= 0).all()
-    np.testing.assert_allclose(p, ref, rtol=0, atol=1e-6)
-    assert np.abs(p - ref).max() < 1e-9  # in fact far better than the 1e-6 asked for
-    if case.startswith("ties"):
-        assert p[0] == p[1] == p[2]  # bit-identical for equal posteriors
-
-
-def test_thompson_matches_sampling_argmax():
-    """Drawing from thompson_probs is the same distribution as sampling every posterior and
-    taking the argmax (Monte Carlo, 10^6 samples, 5 standard errors)."""
-    rng = np.random.default_rng(3)
-    a = np.array([8.0, 12, 3, 30, 25, 1, 0.5])
-    b = np.array([4.0, 7, 2, 20, 17, 1, 0.5])  # includes a Jeffreys-like posterior
-    p = thompson_probs(a, b)
-    n = 1_000_000
-    freq = np.bincount(rng.beta(a, b, size=(n, a.size)).argmax(1), minlength=a.size) / n
-    se = np.sqrt(p * (1 - p) / n)
-    assert (np.abs(freq - p) < 5 * se + 1e-12).all(), (freq, p)
-
-
-def test_thompson_many_arms_and_edge_cases():
-    assert thompson_probs(np.array([3.0]), np.array([4.0])).tolist() == [1.0]
-    p = thompson_probs(np.ones(64), np.ones(64))
-    np.testing.assert_allclose(p, 1 / 64, rtol=1e-12)
-    # an arm far behind the rest gets (exactly) zero; the rest share the mass
-    p = thompson_probs(np.array([5000.0, 1, 4990]), np.array([5000.0, 3000, 5010]))
-    assert p[1] == 0.0 and p.sum() == pytest.approx(1.0)
-    with pytest.raises(ValueError):
-        thompson_probs(np.array([1.0, 0.0]), np.array([1.0, 1.0]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -710,112 +608,3 @@ def test_ucb1_regret_keeps_flattening_slow():
         return np.polyfit(np.log(t[sel]), np.log(m[sel]), 1)[0]
 
     assert slope(1000, 8000) < 0.55 < slope(100, 1000)
-
-
-# ---------------------------------------------------------------------------------------------
-# Weights, snapshots, bit-identical resume
-# ---------------------------------------------------------------------------------------------
-def run_steps(teacher, env, obs, n):
-    """n steps of the teacher-env loop from ``obs``; returns (obs, actions, probs rows)."""
-    actions, probs = [], []
-    for _ in range(n):
-        probs.append(teacher.action_probs(obs))
-        a = teacher.act(obs)
-        o2, r, term, trunc, _ = env.step(a)
-        teacher.observe(Transition(obs, a, float(r), o2, term, trunc))
-        actions.append(a)
-        obs = env.reset()[0] if term or trunc else o2
-    return obs, np.array(actions), np.array(probs)
-
-
-RESUME_CASES = [(name, DARKROOM, {"size": 5, "goal": [1, 0]}, {}) for name in TABULAR] + [
-    ("sarsa", CHAIN, {}, {"exploration": "count_bonus", "step_size": "1/n"}),
-    ("expected_sarsa", CHAIN, {}, {"exploration": "softmax", "init": 1.0}),
-] + [(name, BANDIT_ENV, {"means": [0.2, 0.5, 0.45, 0.8]}, {}) for name in BANDIT]
-
-
-@pytest.mark.parametrize("name,env_id,task,opts", RESUME_CASES,
-                         ids=[f"{c[0]}-{c[1].split('/')[1]}" for c in RESUME_CASES])
-def test_restored_teacher_continues_bit_identically(tmp_path, name, env_id, task, opts):
-    env = envs.make(env_id, **task)
-    t = make_teacher(name, env.observation_space, env.action_space, seed=11, **opts)
-    obs, _ = env.reset(seed=99)
-    obs, _, _ = run_steps(t, env, obs, 133)  # mid-episode for the 20/30-step envs
-    state = t.get_state()
-    if name == "sarsa":
-        assert state["pending"] is not None  # the deferred transition is part of the state
-    env_state = env.get_wrapper_attr("get_state")()
-    save_state(tmp_path / "ck", {"teacher": state, "env": env_state})
-    _, acts_a, probs_a = run_steps(t, env, obs, 400)
-
-    loaded = load_state(tmp_path / "ck", mmap=True)
-    env2 = envs.make(env_id, **task)
-    env2.reset()
-    env2.get_wrapper_attr("set_state")(loaded["env"])
-    u = make_teacher(name, env2.observation_space, env2.action_space, seed=12345, **opts)  # other seed
-    u.set_state(loaded["teacher"])
-    _, acts_b, probs_b = run_steps(u, env2, obs, 400)
-    np.testing.assert_array_equal(acts_a, acts_b)
-    np.testing.assert_array_equal(probs_a, probs_b)
-    for k, v in t.weights().items():
-        np.testing.assert_array_equal(v, u.weights()[k])
-    assert t.rng.bit_generator.state == u.rng.bit_generator.state
-
-
-@pytest.mark.parametrize("name", TABULAR + BANDIT)
-def test_weights_snapshot_round_trip_and_same_seed_same_run(name):
-    kind_env = BANDIT_ENV if name in BANDIT else DARKROOM
-    task = {"means": [0.3, 0.6, 0.5]} if name in BANDIT else {"size": 5, "goal": [4, 4]}
-    env = envs.make(kind_env, **task)
-    a = make_teacher(name, env.observation_space, env.action_space, seed=3)
-    b = make_teacher(name, env.observation_space, env.action_space, seed=3)
-    ha = record(a, kind_env, env_kwargs=task, episodes=60, seed=1, snapshot_every=50)
-    hb = record(b, kind_env, env_kwargs=task, episodes=60, seed=1, snapshot_every=50)
-    np.testing.assert_array_equal(ha.action, hb.action)
-    np.testing.assert_array_equal(ha.teacher_probs, hb.teacher_probs)
-    w = a.weights()
-    for k in w:  # a snapshot, not a view
-        w[k][...] = 0
-    assert any(np.any(v != 0) for v in a.weights().values())
-    # A snapshot restores the teacher as it was before acting at that step.
-    for step_ in (0, 50, len(ha.action)):
-        c = make_teacher(name, env.observation_space, env.action_space, seed=9)
-        c.load_weights(ha.weights_at(step_))
-        if step_ < len(ha.action):
-            np.testing.assert_array_equal(c.action_probs(ha.obs[step_]), ha.teacher_probs[step_])
-            np.testing.assert_array_equal(c.values(ha.obs[step_]), ha.teacher_values[step_])
-        else:
-            for k, v in a.weights().items():
-                np.testing.assert_array_equal(c.weights()[k], v)
-
-
-# ---------------------------------------------------------------------------------------------
-# The AD-eps source: the optimal policy behind a falling noise schedule
-# ---------------------------------------------------------------------------------------------
-def test_noisy_optimal_goes_from_uniform_to_the_optimal_policy_on_its_schedule():
-    env = envs.make("hypospace/DarkRoom-v0", goal=[1, 7])
-    opt = env.unwrapped.optimal_actions()
-    t = make_teacher("noisy_optimal", env.observation_space, env.action_space, seed=3, noise_episodes=4, noise_final=0.2,
-                     optimal=opt.tolist())
-    h = record(t, "hypospace/DarkRoom-v0", env_kwargs={"goal": [1, 7]}, episodes=6, seed=0)
-    p = np.asarray(h.teacher_probs)
-    ep = np.asarray(h.episode)
-    assert np.allclose(p[ep == 0], 0.2)                         # episode 0: uniform over 5 actions
-    best = opt[np.asarray(h.obs)]                                # the optimal actions at each step
-    on_best = (p * best).sum(1)
-    # eps_e = 1 - 0.8 * e / 4 until episode 4, then 0.2: mass on the optimal actions grows with it.
-    for e, eps in [(1, 0.8), (2, 0.6), (4, 0.2), (5, 0.2)]:
-        want = eps * best[ep == e].sum(1) / 5 + (1 - eps)
-        assert np.allclose(on_best[ep == e], want)
-    assert h.episode_returns()[-1] > h.episode_returns()[0]     # late episodes reach the goal
-    assert h.metadata["teacher"] == {"teacher": "noisy_optimal", "seed": 3, "noise_episodes": 4, "noise_final": 0.2}
-
-
-def test_noisy_optimal_needs_the_tasks_optimal_actions():
-    with pytest.raises(ValueError, match="optimal"):
-        bandit("noisy_optimal")
-    with pytest.raises(ValueError, match="optimal"):
-        bandit("noisy_optimal", optimal=[[False, False, False]])
-    t = bandit("noisy_optimal", optimal=[[False, True, False]], noise_episodes=1, noise_final=0.0)
-    step(t, 0, 0, 0.0, 0, terminated=True)
-    assert np.array_equal(t.action_probs(0), [0.0, 1.0, 0.0])

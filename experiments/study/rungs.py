@@ -17,7 +17,7 @@ import copy
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 #: The standard tabular teacher of the toy rungs (Dark Room, Chain): Q-learning, epsilon 0.1.
