@@ -275,3 +275,18 @@ def test_cli_fuzz_many():
         run()
     print("\nfuzz cases by script:", dict(sorted(COUNTS.items())))
     assert sum(v for k, v in COUNTS.items() if "(" not in k) >= 10_000
+
+
+def test_guard_refuses_a_write_outside(tmp_path):
+    """The write check above is live: a write beside the case's directory is refused."""
+    inside = tmp_path / "case"
+    inside.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        _install_guard(mp, _Guard(inside))
+        with open(inside / "ok", "w") as f:
+            f.write("x")
+        with pytest.raises(AssertionError, match="outside"):
+            open(tmp_path / "escape", "w")
+        with pytest.raises(AssertionError, match="outside"):
+            os.mkdir(inside / ".." / "escape_dir")
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "escape_dir").exists()
