@@ -228,7 +228,8 @@ def _check(name: str, argv: list[str]) -> None:
             COUNTS[name + " (help)"] += 1
             return
         text = err.getvalue()
-        lines = text.strip().splitlines()
+        # split on "\n" only: an echoed argument may hold \x85 or \u2028, which splitlines() breaks at
+        lines = text.rstrip("\n").split("\n")
         assert code == 2, f"{name} {argv}: exit {code!r}, stderr {text[-500:]!r}"
         assert "Traceback" not in text, f"{name} {argv}: {text}"
         errors = [i for i, line in enumerate(lines) if line.startswith(f"{prog}: error: ")]
