@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     from experiments.cli import check_new_output, config_overrides, fail, parse_kv, task_from_flag, UsageError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(prog=PROG, add_help=False)
     pre.add_argument("--teacher")
     pre.add_argument("--resume")
     known, _ = pre.parse_known_args(argv)

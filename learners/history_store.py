@@ -402,10 +402,18 @@ class HistoryWriter:
                 return None
             return _resume["final_obs_rows"] if c in SPARSE else _resume["rows"]
 
-        self.cols = {
-            c: ColumnFile(self.partial / f"{c}.npy", dt, shape, resume_rows=resume_rows(c))
-            for c, (dt, shape) in specs.items()
-        }
+        self.cols = {}
+        try:
+            for c, (dt, shape) in specs.items():
+                self.cols[c] = ColumnFile(self.partial / f"{c}.npy", dt, shape, resume_rows=resume_rows(c))
+        except BaseException:
+            # A disk that fills while the column headers are written: close what was opened and,
+            # for a new run, leave no half-made <dir>.partial behind (a resumed run keeps its files).
+            for col in self.cols.values():
+                col.f.close()
+            if _resume is None:
+                shutil.rmtree(self.partial, ignore_errors=True)
+            raise
         self._closed = False
 
     @classmethod
