@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from learners.errors import CheckpointError
-from learners.files import read_json
+from learners.files import file_inside, read_json
 
 _STATE = "state.json"
 _FORMAT = "hypospace.checkpoint/1"
@@ -92,29 +92,6 @@ def save_state(directory: str | os.PathLike, state: Any) -> Path:
     return d
 
 
-def _npy_file(d: Path, root: Path, name: Any, field: str) -> Path:
-    """The array file ``name`` that ``field`` of the tree points at, refused unless it is a
-    regular file that stays inside the checkpoint directory once every symlink is followed
-    (a tree or a link must never make the loader read elsewhere, or block on a FIFO)."""
-    where = f"{d / _STATE}: field '{field}'"
-    if not isinstance(name, str) or not name or "\x00" in name:
-        raise CheckpointError(f"{where} is {name!r}, expected an array file name")
-    if Path(name).is_absolute() or ".." in Path(name).parts:
-        raise CheckpointError(f"{where} is {name!r}, a path out of the checkpoint directory")
-    p = d / name
-    try:
-        real = p.resolve()
-    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop
-        raise CheckpointError(f"{p}: cannot be resolved ({e}; {where})") from None
-    if not real.is_relative_to(root):
-        raise CheckpointError(f"{p}: leads out of the checkpoint directory to {real} ({where})")
-    if not p.exists():
-        raise CheckpointError(f"{p}: missing array file ({where})")
-    if not real.is_file():
-        raise CheckpointError(f"{p}: not a regular file ({where})")
-    return p
-
-
 def _check_npy(p: Path, field: str) -> np.dtype:
     """The dtype of the .npy file ``p``, after checking its header parses and its size is
     exactly header + data (a truncated file, or bytes appended after the array, is refused)."""
@@ -179,7 +156,9 @@ def load_state(directory: str | os.PathLike, *, mmap: bool = False) -> Any:
         return CheckpointError(f"{sp}: field '{field}' {why}")
 
     def arr(name: Any, field: str) -> tuple[np.ndarray, np.dtype]:
-        p = _npy_file(d, root, name, field)
+        p = file_inside(d, name,
+                        error=CheckpointError, container="the checkpoint directory",
+                        where=f"{d / _STATE}: field '{field}'", root=root)
         dtype = _check_npy(p, field)
         try:
             return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False), dtype

@@ -48,6 +48,33 @@ def to_jsonable(x: Any) -> Any:
     return repr(x)
 
 
+def file_inside(directory: str | os.PathLike, name: Any, *, error: type[Exception], where: str,
+                container: str = "the directory", root: Path | None = None, must_exist: bool = True) -> Path:
+    """``directory / name`` for a file name read from data (a manifest, a checkpoint's tree),
+    refused with ``error`` (naming the file and ``where`` it was listed) unless it is a regular
+    file that stays inside ``root`` (default: ``directory``, resolved) once every symlink is
+    followed: no data and no link may make a loader read elsewhere, or block on a FIFO."""
+    d = Path(directory)
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise error(f"{where} is {name!r}, expected a file name")
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        raise error(f"{where} is {name!r}, a path out of {container}")
+    p = d / name
+    try:
+        real, base = p.resolve(), (root or d).resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop
+        raise error(f"{p}: cannot be resolved ({e}; {where})") from None
+    if not real.is_relative_to(base):
+        raise error(f"{p}: leads out of {container} to {real} ({where})")
+    if not p.exists():
+        if must_exist:
+            raise error(f"{p}: missing ({where})")
+        return p
+    if not real.is_file():  # a directory, or a FIFO that would block the read
+        raise error(f"{p}: not a regular file ({where})")
+    return p
+
+
 def read_json(path: str | os.PathLike, error: type[Exception], *, missing: str | None = None) -> Any:
     """The JSON value in ``path``, or the caller's ``error`` in one line naming the file:
     ``missing`` (default ``"<path>: missing"``) when there is no file, "corrupt" when it is not JSON."""

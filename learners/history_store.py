@@ -20,7 +20,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from learners.files import read_json, sha256_file, to_jsonable
+from learners.files import file_inside, read_json, sha256_file, to_jsonable
 from learners.history import CANONICAL_DTYPE, OPTIONAL, REQUIRED, SPARSE, STEP_COLUMNS, HistoryError, LearningHistory
 
 FORMAT = "hypospace.LearningHistory"
@@ -162,28 +162,6 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _inside(d: Path, root: Path, rel: Any, field: str) -> Path:
-    """``d / rel`` for a file name taken from the manifest, refused unless it is a regular file
-    that stays inside the history directory (``root``, resolved) once every symlink is followed:
-    a manifest or a link must never make the loader read elsewhere."""
-    if not isinstance(rel, str) or not rel or "\x00" in rel:
-        raise HistoryError(f"{MANIFEST}: field '{field}' is {rel!r}, expected a file name")
-    if Path(rel).is_absolute() or ".." in Path(rel).parts:
-        raise HistoryError(f"{MANIFEST}: field '{field}' is {rel!r}, a path out of the history directory")
-    p = d / rel
-    try:
-        real = p.resolve()
-    except (OSError, RuntimeError, ValueError) as e:   # a symlink loop
-        raise HistoryError(f"{rel}: cannot be resolved ({e}; manifest field '{field}')") from None
-    if not real.is_relative_to(root):
-        raise HistoryError(f"{rel}: leads out of the history directory to {real} (manifest field '{field}')")
-    if not p.exists():
-        raise HistoryError(f"{rel}: missing (listed in manifest field '{field}')")
-    if not real.is_file():   # a directory, or a FIFO that would block the read
-        raise HistoryError(f"{rel}: not a regular file (manifest field '{field}')")
-    return p
-
-
 def load_history(directory: str | os.PathLike, *, verify: bool = True, mmap: bool = True) -> LearningHistory:
     """Open a saved history (see ``LearningHistory.load``)."""
     d = Path(directory)
@@ -272,7 +250,9 @@ def _snapshot_listing(d: Path, root: Path, listing: Any, *, verify: bool) -> dic
             # the loader can see, not weights silently served at the wrong step.
             raise HistoryError(f"{MANIFEST}: field '{field}.file' is {name!r}, which is not the snapshot of "
                                f"step {step} (field '{field}.step')")
-        p = _inside(d, root, f"{SNAPSHOT_DIR}/{name}", f"{field}.file")
+        p = file_inside(d, f"{SNAPSHOT_DIR}/{name}",
+                        error=HistoryError, container="the history directory",
+                        where=f"{MANIFEST} field '{field}.file'", root=root)
         if verify and sha256_file(p) != digest:
             raise HistoryError(f"{SNAPSHOT_DIR}/{name}: sha256 does not match the manifest")
         snaps[step] = (name, digest)
@@ -321,7 +301,9 @@ def _load_column(d: Path, root: Path, col: str, entry: Any, *, verify: bool, mma
         want = np.dtype(descr)
     except Exception as e:  # noqa: BLE001 - np.dtype raises TypeError, ValueError, SyntaxError, ...
         raise HistoryError(f"{MANIFEST}: field '{field}.dtype' is {descr!r:.60}, not a numpy dtype ({e})") from None
-    p = _inside(d, root, fname, f"{field}.file")
+    p = file_inside(d, fname,
+                    error=HistoryError, container="the history directory", where=f"{MANIFEST} field '{field}.file'",
+                    root=root)
     dtype, fshape, offset = read_npy_header(p)
     if fshape != shape:
         raise HistoryError(f"{fname}: header shape {fshape} differs from the manifest's {shape} (column '{col}', field '{field}.shape')")

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from learners.checkpoint import load_state, save_state
 from learners.errors import CheckpointError
-from learners.files import read_json, sha256_file, to_jsonable, write_json_atomic
+from learners.files import file_inside, read_json, sha256_file, to_jsonable, write_json_atomic
 from learners.transformer.model import ADTransformer, ModelConfig
 
 FORMAT = "hypospace.transformer.checkpoint/2"
@@ -129,23 +129,11 @@ def load_train_state(directory: Path) -> dict[str, Any]:
     return st
 
 
-def _inside(d: Path, name: str) -> Path:
-    """``d / name``, refused unless it is a regular file inside ``d`` once symlinks are followed."""
-    p = d / name
-    try:
-        real, root = p.resolve(), d.resolve()
-    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop
-        raise CheckpointError(f"{p}: cannot be resolved ({e})") from None
-    if not real.is_relative_to(root):
-        raise CheckpointError(f"{p}: leads out of the checkpoint directory to {real}")
-    if p.exists() and not real.is_file():  # a directory, or a FIFO that would block the read
-        raise CheckpointError(f"{p}: not a regular file")
-    return p
-
-
 def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     d = Path(directory)
-    mp = _inside(d, META)
+    mp = file_inside(d, META,
+                     error=CheckpointError, container="the checkpoint directory", where="the checkpoint's metadata",
+                     must_exist=False)
     try:
         meta = read_json(mp, CheckpointError, missing=f"{d}: not a checkpoint ({META} missing)")
     except RecursionError:
@@ -161,7 +149,9 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
 
 
 def verify_weights(d: Path, meta: dict[str, Any]) -> None:
-    p = _inside(Path(d), WEIGHTS)
+    p = file_inside(Path(d), WEIGHTS,
+                    error=CheckpointError, container="the checkpoint directory", where="the checkpoint's weights",
+                    must_exist=False)
     if not p.exists():
         raise CheckpointError(f"{p}: missing")
     sums = meta.get("sha256", {})
