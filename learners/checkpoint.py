@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from learners.errors import CheckpointError
-from learners.files import file_inside, read_json
+from learners.files import file_inside, read_json, read_npy_header
 
 _STATE = "state.json"
 _FORMAT = "hypospace.checkpoint/1"
@@ -95,19 +95,7 @@ def save_state(directory: str | os.PathLike, state: Any) -> Path:
 def _check_npy(p: Path, field: str) -> np.dtype:
     """The dtype of the .npy file ``p``, after checking its header parses and its size is
     exactly header + data (a truncated file, or bytes appended after the array, is refused)."""
-    try:
-        with open(p, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
-            offset = f.tell()
-    except Exception as e:  # noqa: BLE001 - numpy's header parser (ast, tokenize) raises many types
-        raise CheckpointError(f"{p}: not a readable .npy file ({type(e).__name__}: {e}; field '{field}')") from None
-    dtype = np.dtype(dtype)
+    dtype, shape, _, offset = read_npy_header(p, CheckpointError, f"field '{field}'")
     if dtype.hasobject:
         raise CheckpointError(f"{p}: holds Python objects (field '{field}'); checkpoints hold numbers only")
     n = 1

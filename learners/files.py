@@ -87,6 +87,39 @@ def read_json(path: str | os.PathLike, error: type[Exception], *, missing: str |
         raise error(f"{p}: corrupt, not valid JSON ({e})") from None
 
 
+def read_npy_header(path: str | os.PathLike, error: type[Exception], where: str = "") -> tuple[np.dtype, tuple[int, ...], bool, int]:
+    """(dtype, shape, fortran order, data offset) of a ``.npy`` file, or the caller's ``error``
+    naming the file (and ``where`` it was listed) when the header does not parse."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            offset = f.tell()
+    except Exception as e:  # noqa: BLE001 - numpy's header parser (ast, tokenize) raises many types
+        raise error(f"{p}: not a readable .npy file ({type(e).__name__}: {e}{'; ' + where if where else ''})") from None
+    return np.dtype(dtype), tuple(shape), bool(fortran), offset
+
+
+def read_json_object(path: str | os.PathLike, error: type[Exception], *, missing: str | None = None,
+                     what: str = "file") -> dict[str, Any]:
+    """``read_json`` for a file that must hold one JSON object (a manifest, a checkpoint's
+    metadata): a nesting too deep to parse, or any other JSON value, is the caller's ``error``."""
+    p = Path(path)
+    try:
+        value = read_json(p, error, missing=missing)
+    except RecursionError:
+        raise error(f"{p}: {what} too deeply nested") from None
+    if not isinstance(value, dict):
+        raise error(f"{p}: a JSON {type(value).__name__}, expected an object (the {what})")
+    return value
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int | None = 1, sort_keys: bool = False) -> Path:
     """Write JSON to a temporary name in the same directory, fsync, then rename: a reader sees
     the old file or the whole new one, never half of it."""

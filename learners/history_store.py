@@ -20,7 +20,8 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from learners.files import file_inside, read_json, sha256_file, to_jsonable
+from learners.files import file_inside, read_json_object, sha256_file, to_jsonable
+from learners.files import read_npy_header as files_read_npy_header
 from learners.history import CANONICAL_DTYPE, OPTIONAL, REQUIRED, SPARSE, STEP_COLUMNS, HistoryError, LearningHistory
 
 FORMAT = "hypospace.LearningHistory"
@@ -50,22 +51,11 @@ def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
 
 
 def read_npy_header(path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
-    """Return (dtype, shape, data offset) of a .npy file, or raise HistoryError naming it."""
-    try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
-            offset = f.tell()
-    except Exception as e:  # noqa: BLE001 - numpy's header parser (ast/tokenize) raises many types
-        raise HistoryError(f"{path.name}: not a readable .npy file ({type(e).__name__}: {e})") from None
+    """Return (dtype, shape, data offset) of a .npy column file, or raise HistoryError naming it."""
+    dtype, shape, fortran, offset = files_read_npy_header(path, HistoryError)
     if fortran:
         raise HistoryError(f"{path.name}: Fortran-ordered arrays are not supported")
-    return np.dtype(dtype), tuple(shape), offset
+    return dtype, shape, offset
 
 
 def _fsync_dir(path: Path) -> None:
@@ -178,12 +168,8 @@ def load_history(directory: str | os.PathLike, *, verify: bool = True, mmap: boo
         raise HistoryError(f"{mpath}: leads out of the history directory to {real}")
     if mpath.exists() and not real.is_file():
         raise HistoryError(f"{mpath}: not a regular file")
-    try:
-        manifest = read_json(mpath, HistoryError, missing=f"{mpath}: missing manifest{hint}")
-    except RecursionError:
-        raise HistoryError(f"{mpath}: manifest too deeply nested") from None
-    if not isinstance(manifest, dict):
-        raise HistoryError(f"{mpath}: a JSON {type(manifest).__name__}, expected an object with fields 'format', 'files', ...")
+    manifest = read_json_object(mpath, HistoryError, missing=f"{mpath}: missing manifest{hint}",
+                                what="manifest")
     if manifest.get("format") != FORMAT:
         raise HistoryError(f"{mpath}: field 'format' is {manifest.get('format')!r}, expected {FORMAT!r}")
     version = manifest.get("version")

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from learners.checkpoint import load_state, save_state
 from learners.errors import CheckpointError
-from learners.files import file_inside, read_json, sha256_file, to_jsonable, write_json_atomic
+from learners.files import file_inside, read_json_object, sha256_file, to_jsonable, write_json_atomic
 from learners.transformer.model import ADTransformer, ModelConfig
 
 FORMAT = "hypospace.transformer.checkpoint/2"
@@ -134,12 +134,8 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     mp = file_inside(d, META,
                      error=CheckpointError, container="the checkpoint directory", where="the checkpoint's metadata",
                      must_exist=False)
-    try:
-        meta = read_json(mp, CheckpointError, missing=f"{d}: not a checkpoint ({META} missing)")
-    except RecursionError:
-        raise CheckpointError(f"{mp}: nested too deeply to be a checkpoint") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{mp}: a JSON {type(meta).__name__}, expected an object")
+    meta = read_json_object(mp, CheckpointError, missing=f"{d}: not a checkpoint ({META} missing)",
+                            what="checkpoint metadata")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{mp}: format {meta.get('format')!r}, expected {FORMAT!r}")
     for field in ("model", "train", "data", "sha256"):
