@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from learners.transformer.corpus import DataSpec, build_corpus
-from learners.transformer.data import DataError
+from learners.history import LearningHistory
+from learners.transformer.data import DataError, PackedStore, pack_histories
 from learners.transformer.model import ModelConfig
 from learners.transformer.presets import env_model_fields, preset
 from learners.errors import CheckpointError
@@ -107,6 +108,25 @@ def test_data_that_does_not_fit_the_model_is_refused(smoke, tmp_path):
         train(ModelConfig(**{**mcfg.to_dict(), "obs_encoder": "table", "obs_n": 50}), TrainConfig(**tdict), store,
               tmp_path / "y", progress=False)
 
+
+
+def test_histories_without_teacher_probabilities_train_only_on_actions(tmp_path):
+    """A history imported with only its actions (placeholder teacher_probs) is packed with that
+    mark; a KL-to-teacher loss refuses it, the cross-entropy on the actions trains on it."""
+    rng = np.random.default_rng(0)
+    T = 200
+    a = rng.integers(0, 3, T)
+    h = LearningHistory.from_arrays(obs=np.zeros(T, np.int64), action=a, reward=rng.random(T),
+                                    teacher_probs=np.eye(3)[a], terminated=np.ones(T, bool), truncated=np.zeros(T, bool),
+                                    metadata={"teacher_probs_known": False})
+    store = PackedStore.open(pack_histories([h], tmp_path / "packed"))
+    assert store.manifest["teacher_probs_known"] is False
+    mcfg = ModelConfig(n_actions=3, obs_encoder="table", obs_n=1, context=20, n_layer=1, n_head=1, d_model=8,
+                       dropout=0.0, attn_dropout=0.0, embd_dropout=0.0)
+    base = {"steps": 2, "batch_size": 2, "warmup_steps": 0, "eval_every": 0, "checkpoint_every": 10}
+    with pytest.raises(DataError, match="placeholders.*loss 'ce'"):
+        train(mcfg, TrainConfig(**base, loss="kl"), store, tmp_path / "kl", progress=False)
+    assert train(mcfg, TrainConfig(**base, loss="ce"), store, tmp_path / "ce", progress=False).step == 2
 
 def test_it_learns_to_improve_in_context_on_held_out_bandits(cache, tmp_path):
     """Noise-injected bandit histories (uniform -> best arm over 16 pulls): the trained model's

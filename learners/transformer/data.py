@@ -34,6 +34,7 @@ import torch
 
 from learners.files import read_json, sha256_file
 from learners.history import LearningHistory
+from learners.interop.unknown_probs import teacher_probs_known
 from learners.transformer.model import Tokens
 
 PACK_FORMAT = "hypospace.transformer.packed/1"
@@ -119,8 +120,12 @@ def pack_histories(histories: Sequence[LearningHistory | str | os.PathLike], out
         del h0
         lo, hi = np.inf, -np.inf
         starts, lengths = [], []
+        probs_known = True
         for i in range(len(histories)):
             h = get(i)
+            # A history imported with only its actions holds placeholder probabilities: the store
+            # says so, and a KL-to-teacher loss refuses it (training).
+            probs_known = probs_known and teacher_probs_known(h)
             if h.n_actions != A:
                 raise DataError(f"history {i} has {h.n_actions} actions, history 0 has {A}")
             if h.obs.shape[1:] != obs_shape:
@@ -174,6 +179,7 @@ def pack_histories(histories: Sequence[LearningHistory | str | os.PathLike], out
             "obs_shape": list(obs_shape), "obs_dtype": obs_dt.str,
             "obs_range": [None if not np.isfinite(lo) else lo, None if not np.isfinite(hi) else hi],
             "last_episodes": last_episodes,
+            "teacher_probs_known": probs_known,
             "sha256": {c: sha256_file(part / f"{c}.npy") for c in PACK_COLUMNS},
             "info": info or {},
         }

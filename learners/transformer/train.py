@@ -144,6 +144,9 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, store: PackedStore, run_dir:
     check_store_fits(store, model_cfg)
     if val_store is not None:
         check_store_fits(val_store, model_cfg, "validation data")
+    if cfg.loss == "kl" and store.manifest.get("teacher_probs_known") is False:
+        raise DataError(f"{store.path}: some histories hold only the actions taken (their teacher_probs are "
+                        "placeholders), so a KL-to-teacher loss would invent targets; train with loss 'ce'")
     if cfg.micro_batches % d.world:
         raise ValueError(f"micro_batches {cfg.micro_batches} is not a multiple of the {d.world} processes")
     configs = {"model": model_cfg.to_dict(), "train": dataclasses.asdict(cfg), "data": data_info or {}}
