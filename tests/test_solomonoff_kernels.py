@@ -116,6 +116,9 @@ def test_compiled_engine_equals_numpy_engine(S, A, budget, threads, variants):
         assert (fast.N == ref.N).all()
 
 
+# The default SARSA teacher lies outside this 16-bit mixture (the test compares backends, not
+# identification), so the mixture's misspecification check fires, as it should.
+@pytest.mark.filterwarnings("ignore::learners.solomonoff.misspecification.MisspecificationWarning")
 def test_mixture_compiled_equals_numpy(monkeypatch):
     import gymnasium as gym
 
