@@ -242,6 +242,15 @@ def _snapshot_listing(d: Path, root: Path, listing: Any, *, verify: bool) -> dic
         if verify and sha256_file(p) != digest:
             raise HistoryError(f"{SNAPSHOT_DIR}/{name}: sha256 does not match the manifest")
         snaps[step] = (name, digest)
+    # Every snapshot on disk is listed (the writer leaves no stray ones): a manifest whose list
+    # was shortened would otherwise load without those weights, silently.
+    sdir = d / SNAPSHOT_DIR
+    if sdir.is_dir():
+        listed = {name for name, _ in snaps.values()}
+        extra = sorted(f for f in os.listdir(sdir) if f.endswith(".safetensors") and f not in listed)
+        if extra:
+            raise HistoryError(f"{SNAPSHOT_DIR}/{extra[0]}: on disk but not listed in {MANIFEST} field 'snapshots' "
+                               f"({len(extra)} unlisted; an edited manifest?)")
     return snaps
 
 
@@ -365,6 +374,12 @@ class HistoryWriter:
                 raise HistoryError(f"{self.partial}: no partial run to resume")
             info = json.loads((self.partial / "partial.json").read_text())
             self.snapshots = [s for s in info["snapshots"] if s["step"] <= _resume["rows"]]
+            # Snapshots the killed run took after its last checkpoint are not part of the history
+            # any more; the resumed run takes them again.
+            kept = {s["file"] for s in self.snapshots}
+            for f in os.listdir(self.partial / SNAPSHOT_DIR):
+                if f.endswith(".safetensors") and f not in kept:
+                    (self.partial / SNAPSHOT_DIR / f).unlink()
         def resume_rows(c: str) -> int | None:
             if _resume is None:
                 return None

@@ -96,6 +96,12 @@ def test_edited_snapshot_and_manifest_refused(tmp_path):
     (tmp_path / "g" / "episode.npy").unlink()
     with pytest.raises(HistoryError, match=r"episode\.npy"):
         LearningHistory.load(tmp_path / "g")
+    make_history().save(tmp_path / "f")
+    m = json.loads((tmp_path / "f" / "manifest.json").read_text())
+    m["snapshots"] = m["snapshots"][:1]  # a shortened list would load without the last weights
+    (tmp_path / "f" / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(HistoryError, match=r"step_0+60\.safetensors: on disk but not listed"):
+        LearningHistory.load(tmp_path / "f")
 
 
 def test_invalid_arrays_name_the_field():
@@ -147,17 +153,22 @@ def test_writer_resume_cuts_back_to_checkpointed_rows(tmp_path):
         return h.final_obs_step[m], h.final_obs[m]
 
     w = HistoryWriter(tmp_path / "h", **kw)
+    w.add_snapshot(0, {"Q": np.zeros(2)})
     w.append_rows(**rows(0, 30))
     w.append_final_obs_rows(*finals(0, 30))
     n, nf = w.flush(), w.final_obs_rows
     w.append_rows(**rows(30, 42))  # written after the checkpoint, then "killed"
     w.append_final_obs_rows(*finals(30, 42))
+    w.add_snapshot(40, {"Q": np.ones(2)})
     for c in w.cols.values():
         c.f.flush()
     w2 = HistoryWriter.resume(tmp_path / "h", rows=n, final_obs_rows=nf, **kw)
+    assert sorted(p.name for p in (tmp_path / "h.partial" / "snapshots").iterdir()) == ["step_000000000000.safetensors"]
     w2.append_rows(**rows(30, 50))
     w2.append_final_obs_rows(*finals(30, 50))
+    w2.add_snapshot(40, {"Q": np.full(2, 2.0)})
     g = w2.close()
+    assert g.snapshot_steps == [0, 40] and g.weights_at(40)["Q"][0] == 2.0
     for k in ("obs", "action", "reward", "teacher_probs", "teacher_values", "final_obs_step", "final_obs"):
         np.testing.assert_array_equal(np.asarray(getattr(g, k)), np.asarray(getattr(h, k)), err_msg=k)
 
