@@ -23,13 +23,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+import numpy as np
+
+import envs
+from envs.atari import PROTOCOL
+from experiments.cli import UsageError, add_config_arguments, check_new_output, config_overrides, fail, parse_kv
+from learners.checkpoint import CheckpointError, load_state
+from learners.provenance import run_info
+from learners.recorder import CHECKPOINT, Recorder, Segment
+from learners.teachers import make_teacher
+from learners.teachers.dqn import DQNConfig, DQNLog  # torch is imported by the DQN itself, when it is built
+
 PROG = "python -m experiments.train_dqn"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from experiments.cli import add_config_arguments
-    from learners.teachers.dqn import DQNConfig
-
     doc = (__doc__ or "").strip()
     p = argparse.ArgumentParser(prog=PROG, description=doc.splitlines()[0], epilog=doc.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,9 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from experiments.cli import UsageError, check_new_output, config_overrides, fail, parse_kv
-    from learners.teachers.dqn import DQNConfig
-
     argv = list(sys.argv[1:] if argv is None else argv)
     p = build_parser()
     args = p.parse_args(argv)
@@ -98,10 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_envs(segments: list[dict[str, Any]]) -> None:
-    import envs
-    import gymnasium as gym
 
-    from experiments.cli import fail
 
     for s in segments:
         try:
@@ -117,15 +120,7 @@ def _metrics_path(out: Path, *, partial: bool = False) -> Path:
 
 
 def _run(cli: dict[str, Any], out: Path, *, progress: bool, resume: bool) -> int:
-    import numpy as np
 
-    import envs
-    from experiments.cli import fail
-    from learners.provenance import run_info
-    from learners.checkpoint import load_state
-    from learners.recorder import CHECKPOINT, Recorder, Segment
-    from learners.teachers import make_teacher
-    from learners.teachers.dqn import DQNLog
 
     segs = cli["segments"]
     try:
@@ -180,10 +175,6 @@ def _run(cli: dict[str, Any], out: Path, *, progress: bool, resume: bool) -> int
 
 
 def _resume(directory: str, *, progress: bool) -> int:
-    from experiments.cli import fail
-    from learners.checkpoint import CheckpointError, load_state
-    from learners.recorder import CHECKPOINT
-
     out = Path(directory)
     if out.exists():
         fail(PROG, f"{out} is already complete; nothing to resume")
@@ -198,14 +189,10 @@ def _resume(directory: str, *, progress: bool) -> int:
 
 
 def _newest_frame(obs: Any) -> Any:
-    import numpy as np
-
     return np.asarray(obs)[-1]
 
 
 def _protocol() -> dict[str, Any]:
-    from envs.atari import PROTOCOL
-
     return dict(PROTOCOL)
 
 
@@ -215,8 +202,6 @@ def _one_line(e: BaseException) -> str:
 
 def curve_table(h: Any, bins: int = 10) -> str:
     """Mean full-game return per tenth of the run's episodes, per segment (the learning curve)."""
-    import numpy as np
-
     returns = h.episode_returns()
     ends = np.flatnonzero(np.asarray(h.terminated) | np.asarray(h.truncated))
     done_eps = np.asarray(h.episode)[ends]
