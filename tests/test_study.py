@@ -173,6 +173,21 @@ def test_a_directory_of_another_study_is_refused(tmp_path):
     assert r.returncode == 2 and "not a study directory" in r.stderr
 
 
+def test_a_run_stopped_before_its_cells_leaves_no_directory(tmp_path, monkeypatch):
+    """Killed while recording histories or training, a run leaves nothing that --resume would refuse."""
+    from experiments.study import run as run_mod
+
+    def stop(self, fn, jobs, desc):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_mod.Executor, "map", stop)
+    p = preset("smoke")
+    out = tmp_path / "study"
+    with pytest.raises(KeyboardInterrupt):
+        run_mod.run_study(p, p.rungs[:1], out, workers=1, progress=False)
+    assert not out.exists()
+
+
 def test_help_shows_the_presets_values():
     r = _study("--help")
     assert r.returncode == 0

@@ -133,8 +133,6 @@ def run_study(preset: Preset, rungs: list[Rung], out: Path, *, imitators: set[st
                              "choose a new --out")
         if not resume:
             raise StudyError(f"--out {out} already holds this study; add --resume to continue it")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cells").mkdir(exist_ok=True)
     by_name = {r.name: r for r in rungs}
     with Executor(executor, workers=workers, ray_address=ray_address, progress=progress) as ex:
         data = [RungData(r, preset.teacher_seeds) for r in rungs]
@@ -145,6 +143,10 @@ def run_study(preset: Preset, rungs: list[Rung], out: Path, *, imitators: set[st
             pack_for(RungData(r, preset.teacher_seeds), j)
         ex.map(model_job, [(r, preset.teacher_seeds, j) for r, j in mjobs], "transformers")
         rung_info = [{**r.to_dict(), "complexity": complexity(r, preset)} for r in rungs]
+        # The directory appears only now, with its study.json: a run killed while recording histories or
+        # training leaves no directory that a later --resume would refuse as "not a study".
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "cells").mkdir(exist_ok=True)
         write_json_atomic(sj, {"format": FORMAT, "preset": preset.name, "config": config, "config_key": key,
                                "rungs": rung_info, "imitators": sorted({c.imitator for c in cells}),
                                "questions": sorted({c.question for c in cells}),
