@@ -188,6 +188,50 @@ def test_a_run_stopped_before_its_cells_leaves_no_directory(tmp_path, monkeypatc
     assert not out.exists()
 
 
+def test_a_killed_study_leaves_no_worker_running(tmp_path):
+    """Workers die with the study: an orphan would train beside the job a --resume starts again."""
+    import os
+    import signal
+    import time
+
+    script = tmp_path / "pool.py"
+    script.write_text(
+        "import os, sys, time\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from experiments.study.executor import Executor\n"
+        "def job(i):\n    time.sleep(120)\n"
+        "if __name__ == '__main__':\n"
+        "    with Executor('local', workers=2, progress=False) as ex:\n"
+        "        ex.map(job, [(1,), (2,)], 'x')\n")
+    parent = subprocess.Popen([sys.executable, str(script)])
+
+    def children() -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout.split()
+        return [int(p) for p in out]
+
+    deadline = time.time() + 60
+    while len(children()) < 3 and time.time() < deadline:  # 2 workers + the resource tracker
+        time.sleep(0.2)
+    kids = children()
+    assert len(kids) >= 2, kids
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    def running(pid: int) -> bool:
+        try:
+            return open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+
+    deadline = time.time() + 30
+    alive = kids
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [k for k in kids if running(k)]
+    for k in alive:
+        os.kill(k, signal.SIGKILL)
+    assert not alive
+
+
 def test_help_shows_the_presets_values():
     r = _study("--help")
     assert r.returncode == 0

@@ -7,7 +7,10 @@ directories must be on a shared filesystem (the driver passes them as absolute p
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Any, Callable, Sequence
@@ -25,6 +28,17 @@ def _init_worker(cache: str) -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def _pool_worker_init(cache: str, parent: int) -> None:
+    # A killed study must not leave its workers training on: a later --resume would start the same
+    # job again beside the orphan, two writers on one cache entry. Linux tells the worker when its
+    # parent dies (PR_SET_PDEATHSIG); the pid check closes the race of a parent that died first.
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(1)
+    _init_worker(cache)
 
 
 class Executor:
@@ -52,8 +66,8 @@ class Executor:
                     ray.init(num_cpus=self.workers, **kw)
             self._ray = ray
         elif self.workers > 1:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                             initargs=(self.cache,))
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
+                                             initializer=_pool_worker_init, initargs=(self.cache, os.getpid()))
         return self
 
     def __exit__(self, *exc: Any) -> None:
