@@ -37,9 +37,22 @@ def test_no_two_tasks_or_seeds_share_a_stream():
 def test_cell_histories_are_distinct_per_task_and_seed(tmp_path, monkeypatch):
     monkeypatch.setenv("HYPOSPACE_CACHE", str(tmp_path))
     r = preset("smoke").rungs[1]
-    jobs = RungData(r, teacher_seeds=3).test_jobs()
+    jobs = RungData(r, teacher_seeds=3).scored_jobs()
     assert len({(j.teacher_seed, j.env_seed) for j in jobs}) == len(jobs) == 3 * r.n_test
     assert len({j.key() for j in jobs}) == len(jobs)
+
+
+def test_validation_scoring_uses_validation_tasks_and_its_own_streams(tmp_path, monkeypatch):
+    """--score-on val: other tasks, other histories, other streams than the test cells."""
+    monkeypatch.setenv("HYPOSPACE_CACHE", str(tmp_path))
+    r = preset("default").rungs[2]  # darkroom9: 12 validation goals, 16 test goals
+    test, val = RungData(r, teacher_seeds=2), RungData(r, teacher_seeds=2, scored="val")
+    assert val.tasks == test.split.val and test.tasks == test.split.test
+    assert not {json.dumps(t, sort_keys=True) for t in val.tasks} & {json.dumps(t, sort_keys=True) for t in test.tasks}
+    assert not {j.key() for j in val.scored_jobs()} & {j.key() for j in test.scored_jobs()}
+    assert all(val.seed("Q2", 50, j, 0) != test.seed("Q2", 50, j, 0) for j in range(12))
+    with pytest.raises(ValueError):
+        RungData(r, teacher_seeds=2, scored="train")
 
 
 # ---- statistics on hand-computed cases ----------------------------------------------------------
@@ -302,6 +315,26 @@ def test_smoke_study_resume_skips_done_cells_and_gives_the_same_tables(smoke_stu
     assert r.returncode == 0, r.stderr[-2000:]
     assert victim.exists()
     assert (out / "summary.csv").read_bytes() == before
+
+
+def test_a_validation_run_reuses_the_trained_models_and_scores_validation_tasks(smoke_study, tmp_path):
+    """--score-on val --conditioning contiguous: the same models (nothing retrained), other tasks."""
+    out, _ = smoke_study
+    cache = out.parent / "cache"
+    models = sorted(p.name for p in (cache / "models").iterdir())
+    env = {**__import__("os").environ, "HYPOSPACE_CACHE": str(cache)}
+    val = tmp_path / "val"
+    r = _study("--preset", "smoke", "--rungs", "darkroom5", "--imitators", "transformer", "--questions", "Q2",
+               "--score-on", "val", "--conditioning", "contiguous", "--out", str(val), "--no-progress", env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "VALIDATION" in r.stdout
+    assert sorted(p.name for p in (cache / "models").iterdir()) == models
+    rec = json.loads(next((val / "cells").glob("darkroom5__transformer__Q2__within__*.json")).read_text())
+    test_rec = json.loads(next((out / "cells").glob("darkroom5__transformer__Q2__within__*.json")).read_text())
+    assert rec["scored"] == "val" and rec["settings"]["conditioning"] == "contiguous"
+    assert rec["tasks"] != test_rec["tasks"]
+    study = json.loads((val / "study.json").read_text())
+    assert study["config"]["score_on"] == "val" and study["config"]["conditioning"] == "contiguous"
 
 
 @pytest.mark.slow

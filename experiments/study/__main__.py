@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=EXECUTORS, default="local", help="local process pool or Ray tasks (default: local)")
     p.add_argument("--workers", type=int, default=2, help="local worker processes / Ray CPUs (default: 2)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--score-on", choices=("test", "val"), default="test",
+                   help="score the held-out test tasks (the result; default) or the validation tasks (for choices)")
+    p.add_argument("--conditioning", choices=("subsampled", "contiguous"), default=None,
+                   help="override every rung's transformer conditioning scheme (evaluation only; same trained models)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -55,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     pr = preset(args.preset)
+    pr.score_on, pr.conditioning = args.score_on, args.conditioning
     names = [r.name for r in pr.rungs]
     if args.rungs:
         unknown = [r for r in args.rungs if r not in names]
@@ -93,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         raise
     print(table(summary, [r.name for r in rungs]))
     print(f"-> {args.out}/summary.csv (95% stratified-bootstrap intervals over {len(args.seeds or pr.seeds)} seeds)")
+    if pr.score_on == "val":
+        print("   scored on the VALIDATION tasks: for choices (e.g. --conditioning), never a reported result")
     return 0
 
 

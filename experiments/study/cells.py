@@ -118,8 +118,8 @@ def run_cell(cell: Cell, preset: Preset, rung: Rung, out_dir: str, command: str)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     teacher_seed, train_seed = preset.seed_parts(cell.seed)
-    data = RungData(rung, preset.teacher_seeds)
-    im = Imitators(data, teacher_seed, train_seed)
+    data = RungData(rung, preset.teacher_seeds, preset.score_on)
+    im = Imitators(data, teacher_seed, train_seed, conditioning=preset.conditioning)
     with warnings.catch_warnings():
         # The mixture's misspecification check is recorded in the cell (info.misspecification);
         # one warning per task and cell would only bury the progress bar.
@@ -138,9 +138,10 @@ def run_cell(cell: Cell, preset: Preset, rung: Rung, out_dir: str, command: str)
     tf = rung.transformer
     record = {
         "cell": dataclasses.asdict(cell), "teacher_seed": teacher_seed, "train_seed": train_seed,
-        "tasks": data.split.test, "rows": rows, "curves": curves, "info": m.info,
+        "tasks": data.tasks, "scored": data.scored, "rows": rows, "curves": curves, "info": m.info,
         "settings": {"k": rung.k, "windows": {str(T): rung.window(T) for T in tuple(rung.Ts) + tuple(rung.Ts_beyond)},
-                     "conditioning": None if tf is None else tf.conditioning, "slide": None if tf is None else tf.slide,
+                     "conditioning": None if tf is None else (preset.conditioning or tf.conditioning),
+                     "slide": None if tf is None else tf.slide,
                      "horizon_beyond_training": None if tf is None else bool(rung.k * max(rung.Ts) > tf.train_episodes)},
         "seconds": time.perf_counter() - t0,
         "provenance": run_info(seed=cell.seed, config={"rung": rung.to_dict(), "preset": preset.name, "command": command}),

@@ -79,10 +79,25 @@ class RungData:
 
     rung: Rung
     teacher_seeds: int
+    #: the tasks the questions score: "test" (held out, scored once) or "val" (for choices)
+    scored: str = "test"
+
+    def __post_init__(self) -> None:
+        if self.scored not in ("test", "val"):
+            raise ValueError(f"scored must be 'test' or 'val', got {self.scored!r}")
 
     @cached_property
     def split(self) -> TaskSplit:
         return tasks_of(self.rung)
+
+    @property
+    def tasks(self) -> list[dict[str, Any]]:
+        """The scored tasks (test or validation), each with its held-out teacher histories."""
+        return self.split.test if self.scored == "test" else self.split.val
+
+    def seed(self, *key: Any) -> int:
+        """A stream seed of the scored tasks: validation cells never share a stream with test cells."""
+        return seed_of(self.rung.name, *key) if self.scored == "test" else seed_of(self.rung.name, "val", *key)
 
     @cached_property
     def teacher(self) -> dict[str, Any]:
@@ -93,10 +108,10 @@ class RungData:
         return HistoryJob(self.rung.env_id, task, dict(self.teacher), seed_of(r, "teacher", which, task_index, seed),
                           seed_of(r, "env", which, task_index, seed), int(episodes), "teacher", (1, 0.0))
 
-    def test_jobs(self) -> list[HistoryJob]:
-        """Held-out teachers: every test task x teacher seed, ``history_episodes`` long."""
-        return [self._job("test", j, t, s, self.rung.history_episodes)
-                for j, t in enumerate(self.split.test) for s in range(self.teacher_seeds)]
+    def scored_jobs(self) -> list[HistoryJob]:
+        """Held-out teachers: every scored task x teacher seed, ``history_episodes`` long."""
+        return [self._job(self.scored, j, t, s, self.rung.history_episodes)
+                for j, t in enumerate(self.tasks) for s in range(self.teacher_seeds)]
 
     def train_jobs(self) -> list[HistoryJob]:
         """The transformer's training histories (whole learning runs on training tasks)."""
@@ -107,7 +122,7 @@ class RungData:
                 for i, t in enumerate(self.split.train) for s in range(tf.seeds_per_task)]
 
     def all_jobs(self) -> list[HistoryJob]:
-        return self.test_jobs() + self.train_jobs()
+        return self.scored_jobs() + self.train_jobs()
 
     @staticmethod
     def path(job: HistoryJob) -> Path:
@@ -116,8 +131,9 @@ class RungData:
     def ensure(self, *, progress: bool = False) -> None:
         ensure_histories(self.all_jobs(), cache_dir(), progress=progress)
 
-    def test_history(self, task_index: int, teacher_seed: int) -> LearningHistory:
-        job = self._job("test", task_index, self.split.test[task_index], teacher_seed, self.rung.history_episodes)
+    def scored_history(self, task_index: int, teacher_seed: int) -> LearningHistory:
+        """The held-out teacher history of scored task ``task_index``."""
+        job = self._job(self.scored, task_index, self.tasks[task_index], teacher_seed, self.rung.history_episodes)
         return LearningHistory.load(self.path(job), verify=False)
 
     def train_paths(self) -> list[Path]:

@@ -28,7 +28,7 @@ import numpy as np
 
 import envs
 from experiments.protocol import FrozenTeacher, UniformRandom, closed_loop, score_predictions
-from experiments.study.data import RungData, episode_values, seed_of
+from experiments.study.data import RungData, episode_values
 from experiments.study.imitators import ModelJob, load_model, mixture_for
 from experiments.study.rungs import Rung
 from learners.history import LearningHistory
@@ -120,6 +120,8 @@ class Imitators:
     data: RungData
     teacher_seed: int
     train_seed: int
+    #: the study's evaluation-only override of the rung's conditioning scheme (None: the rung's)
+    conditioning: str | None = None
 
     @property
     def rung(self) -> Rung:
@@ -135,7 +137,8 @@ class Imitators:
         agent = TransformerImitator(model, seed=seed, slide=tf.slide)
         if history is not None and len(history):
             stride = 1 if variant == "expert" else min(int(k) for k in (tf.train.get("subsample") or [1]))
-            agent.observe_history(conditioning_history(history, tf.conditioning, stride, model.cfg.context))
+            agent.observe_history(conditioning_history(history, self.conditioning or tf.conditioning, stride,
+                                                       model.cfg.context))
         return agent
 
 
@@ -158,9 +161,9 @@ def q1(im: Imitators, who: str) -> Measured:
     out = Measured()
     kl_late, ll_late, agree, ret_now, kl_dec = [], [], [], [], []
     cum, bound, mass = [], [], []
-    for j, task in enumerate(data.split.test):
-        H = data.test_history(j, im.teacher_seed)
-        seed = seed_of(rung.name, "Q1", j, im.teacher_seed)
+    for j, task in enumerate(data.tasks):
+        H = data.scored_history(j, im.teacher_seed)
+        seed = data.seed("Q1", j, im.teacher_seed)
         agent: Any
         probs = None
         if who == "mixture":
@@ -229,11 +232,11 @@ def q2(im: Imitators, who: str, variant: str) -> Measured:
     for T in Ts:
         w, kT = rung.window(T), rung.k * T
         num, den, gap, rT, rkT, curves = [], [], [], [], [], []
-        for j, task in enumerate(data.split.test):
-            H = data.test_history(j, im.teacher_seed)
+        for j, task in enumerate(data.tasks):
+            H = data.scored_history(j, im.teacher_seed)
             teacher_vals = episode_values(rung, task, H)
             HT = H.first_episodes(T)
-            seed = seed_of(rung.name, "Q2", T, j, im.teacher_seed)
+            seed = data.seed("Q2", T, j, im.teacher_seed)
             agent = _q2_agent(im, who, variant, T, task, HT, seed)
             vals = _run(agent, rung, task, kT - T, seed)
             R_T, R_kT, R_im = teacher_vals[T - w:T].mean(), teacher_vals[kT - w:kT].mean(), vals[-w:].mean()
@@ -285,10 +288,10 @@ def q3(im: Imitators, who: str) -> Measured:
     w = max(3, n // 10)
     opts = dict(data.teacher)
     name = opts.pop("name")
-    for j, task in enumerate(data.split.test):
-        seed = seed_of(rung.name, "Q3", j, im.teacher_seed)
+    for j, task in enumerate(data.tasks):
+        seed = data.seed("Q3", j, im.teacher_seed)
         obs_space, act_space = _env_spaces(rung, task)
-        fresh = make_teacher(name, obs_space, act_space, seed=seed_of(rung.name, "Q3-fresh", j, im.teacher_seed), **opts)
+        fresh = make_teacher(name, obs_space, act_space, seed=data.seed("Q3-fresh", j, im.teacher_seed), **opts)
         ref = _run(fresh, rung, task, n, seed)
         if who == "teacher_fresh":
             vals = ref
@@ -332,8 +335,8 @@ def teacher_learning(im: Imitators) -> Measured:
     rung, data = im.rung, im.data
     out = Measured()
     curves, final, to90 = [], [], []
-    for j, task in enumerate(data.split.test):
-        H = data.test_history(j, im.teacher_seed)
+    for j, task in enumerate(data.tasks):
+        H = data.scored_history(j, im.teacher_seed)
         v = episode_values(rung, task, H)
         curves.append(v)
         tail = max(3, len(v) // 10)

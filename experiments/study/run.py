@@ -77,9 +77,16 @@ def model_jobs(preset: Preset, rung: Rung, cells: list[Cell]) -> list[ModelJob]:
 
 
 def config_of(preset: Preset, rungs: list[Rung], cells: list[Cell]) -> dict[str, Any]:
-    return {"preset": preset.name, "rungs": [r.to_dict() for r in rungs], "teacher_seeds": preset.teacher_seeds,
-            "train_seeds": preset.train_seeds, "bootstrap": preset.bootstrap,
-            "cells": sorted(c.id for c in cells)}
+    config = {"preset": preset.name, "rungs": [r.to_dict() for r in rungs], "teacher_seeds": preset.teacher_seeds,
+              "train_seeds": preset.train_seeds, "bootstrap": preset.bootstrap,
+              "cells": sorted(c.id for c in cells)}
+    # The evaluation options enter the configuration only when set, so a test-scored study keeps
+    # the key it had before they existed (and --resume still recognises it).
+    if preset.score_on != "test":
+        config["score_on"] = preset.score_on
+    if preset.conditioning is not None:
+        config["conditioning"] = preset.conditioning
+    return config
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -90,8 +97,8 @@ def complexity(rung: Rung, preset: Preset) -> dict[str, Any]:
     """The rung's coordinates on the complexity axis (the x of the paper's figures): log2 of the
     mixture's code words under its budget, |S|.|A|, the teacher's parameter count, and the
     teacher's steps to 90% of its final return (mean over the test tasks, teacher seed 0)."""
-    data = RungData(rung, preset.teacher_seeds)
-    task = data.split.test[0]
+    data = RungData(rung, preset.teacher_seeds, preset.score_on)
+    task = data.tasks[0]
     env = envs.make(rung.env_id, **task)
     opts = dict(data.teacher)
     teacher = make_teacher(opts.pop("name"), env.observation_space, env.action_space, seed=0, **opts)
@@ -135,7 +142,7 @@ def run_study(preset: Preset, rungs: list[Rung], out: Path, *, imitators: set[st
             raise StudyError(f"--out {out} already holds this study; add --resume to continue it")
     by_name = {r.name: r for r in rungs}
     with Executor(executor, workers=workers, ray_address=ray_address, progress=progress) as ex:
-        data = [RungData(r, preset.teacher_seeds) for r in rungs]
+        data = [RungData(r, preset.teacher_seeds, preset.score_on) for r in rungs]
         hjobs = [j for d in data for j in d.all_jobs() if not (RungData.path(j) / "manifest.json").exists()]
         ex.map(record_job, [(j,) for j in hjobs], "histories")
         mjobs = [(r, j) for r in rungs for j in model_jobs(preset, r, cells)]

@@ -210,6 +210,12 @@ class Preset:
     train_seeds: int               # transformer training seeds; a cell seed = (teacher seed, train seed)
     bootstrap: int = 10_000        # resamples of the stratified bootstrap
     notes: str = ""
+    #: Which tasks the cells score: "test" (the study's result, scored once) or "val" (validation
+    #: tasks, for choices such as the conditioning scheme; never reported as a result).
+    score_on: str = "test"
+    #: Evaluation-only override of every rung's transformer conditioning scheme (None: the rung's).
+    #: It leaves the rungs, and so the trained models' cache keys, unchanged.
+    conditioning: str | None = None
 
     @property
     def seeds(self) -> list[int]:
