@@ -33,7 +33,7 @@ import numpy as np
 
 from learners.solomonoff.grammar import Grammar
 from learners.solomonoff.prefix_code import KIND_TAG, codes_order, codes_truncation, explore_bits, iter_exprs
-from learners.solomonoff.syntax import (TD, UCB1, Constant, Explore, Leaf, LinearTarget, Stochastic, Thompson,
+from learners.solomonoff.syntax import (TD, UCB1, Constant, Explore, Leaf, LinearTarget, Schedule, Stochastic, Thompson,
                                         expr_has_gamma, linear_form)
 from theory import codes as C
 
@@ -181,19 +181,51 @@ def _count_hist(bits: np.ndarray, mult: np.ndarray | None, max_bits: float) -> l
 # ---------------------------------------------------------------------------------------------
 # TD programs
 # ---------------------------------------------------------------------------------------------
+def _schedules(max_bits: float) -> list[tuple[Fraction, Schedule | None]]:
+    """(start epsilon, schedule) pairs whose epsilon word (``prefix_code.schedule_encode``) has at
+    most ``max_bits`` bits: constants, then every start x per x shape x rate x floor that fits."""
+    out: list[tuple[Fraction, Schedule | None]] = [(v, None) for v, _ in C.unit_rationals(int(max_bits - 1))]
+    starts = [(Fraction(1), 2)] + [(v, 2 + b) for v, b in C.unit_rationals(int(max_bits - 2))]
+    for eps0, b0 in starts:
+        room = max_bits - b0 - 2            # after start, per and shape
+        n = 2
+        while C.elias_gamma_bits(n - 1) + 1 <= room:
+            left = room - C.elias_gamma_bits(n - 1)
+            floors = [Fraction(0)]
+            m = 2
+            while 1 + C.elias_gamma_bits(m - 1) <= left:
+                floors.append(Fraction(1, m))
+                m += 1
+            for per in ("episode", "step"):
+                for shape in ("exp", "linear"):
+                    out += [(eps0, Schedule(per, shape, Fraction(1, n), f)) for f in floors if f < eps0]
+            n += 1
+    return out
+
+
+def action_rules(g: Grammar, max_bits: float) -> list[Explore]:
+    """Every action rule of ``g`` whose word has at most ``max_bits`` bits (with the ``ties`` and
+    ``eps_schedule`` variants, their words included)."""
+    if max_bits < 2:
+        return []
+    tie_kinds = ("uniform", "first") if g.ties else ("uniform",)
+    room = max_bits - 2 - (1 if g.ties else 0)     # after the kind tag (and the tie bit)
+    ex: list[Explore] = [Explore("greedy", ties=t) for t in tie_kinds if room >= 0]
+    eps = _schedules(room) if g.schedules else [(v, None) for v, _ in C.unit_rationals(int(room))]
+    ex += [Explore("eps_greedy", v, t, sch) for t in tie_kinds for v, sch in eps]
+    for kind in ("softmax", "count_bonus"):
+        ex += [Explore(kind, v) for v, _ in C.powers_of_two(int(max_bits - 2))]
+    return [e for e in ex if explore_bits(e, g.ties, g.schedules) <= max_bits + 1e-9]
+
+
 def _td_parts(g: Grammar, max_part: dict[str, float]) -> TDParts:
     inits, ib = _sorted_part(*zip(*C.signed_rationals(int(max_part["init"])))) if max_part["init"] >= 1 else ([], np.zeros(0))
     alphas = [None] + [v for v, _ in C.unit_rationals(int(max_part["alpha"] - 1))] if max_part["alpha"] >= 1 else []
     abits = [1] + [1 + b for _, b in C.unit_rationals(int(max_part["alpha"] - 1))] if max_part["alpha"] >= 1 else []
     alphas, ab = _sorted_part(alphas, abits) if alphas else ([], np.zeros(0))
     gammas, gb = _sorted_part(*zip(*C.unit_rationals(int(max_part["gamma"])))) if max_part["gamma"] >= 1 else ([], np.zeros(0))
-    ex: list[Explore] = []
-    if max_part["explore"] >= 2:
-        ex.append(Explore("greedy"))
-        ex += [Explore("eps_greedy", v) for v, _ in C.unit_rationals(int(max_part["explore"] - 2))]
-        for kind in ("softmax", "count_bonus"):
-            ex += [Explore(kind, v) for v, _ in C.powers_of_two(int(max_part["explore"] - 2))]
-    explores, eb = _sorted_part(ex, [explore_bits(e) for e in ex]) if ex else ([], np.zeros(0))
+    ex = action_rules(g, max_part["explore"])
+    explores, eb = _sorted_part(ex, [explore_bits(e, g.ties, g.schedules) for e in ex]) if ex else ([], np.zeros(0))
     # target items: (effective form, codes-gamma, bits) with multiplicity and a representative tree
     forms: dict[LinearTarget, int] = {}
     items: dict[tuple[int, bool, int], list] = {}
@@ -471,4 +503,4 @@ def _compositions(m: int, k: int):
             yield (first,) + rest
 
 
-__all__ = ["enumerate_programs", "ProgramSpace", "BudgetError", "td_steps", "kind_steps"]
+__all__ = ["enumerate_programs", "action_rules", "ProgramSpace", "BudgetError", "td_steps", "kind_steps"]

@@ -80,7 +80,7 @@ from learners.solomonoff.syntax import TD, UCB1, Constant, Cyclic, Program, Reac
 from theory import codes as C
 
 #: The implementation variants a grammar may hold (``Grammar.variants``).
-VARIANTS = ("act_first", "truncation")
+VARIANTS = ("act_first", "truncation", "ties", "eps_schedule")
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,13 @@ class Grammar:
       before the update (as in SARSA-shaped loops applied to the other targets);
     * ``"truncation"`` -- what the last step of an episode cut by a time limit bootstraps on.
       TD programs whose target has a g-term carry one more bit: '0' the target's own terms (the
-      plain grammar), '1' nothing: the truncation is treated as terminal."""
+      plain grammar), '1' nothing: the truncation is treated as terminal;
+    * ``"ties"`` -- how greedy and eps_greedy break ties between maximal values: one more bit
+      after their kind tag, '0' uniformly (the plain grammar), '1' all to the first index
+      (``np.argmax``);
+    * ``"eps_schedule"`` -- epsilon that decays: eps_greedy's parameter becomes '0' + a constant
+      epsilon (the plain grammar's, one bit longer) or '1' + a schedule (``Schedule``: start,
+      per episode or step, exponential or linear, rate 1/n, floor 0 or 1/n)."""
 
     n_states: int
     n_actions: int
@@ -117,8 +123,8 @@ class Grammar:
         unknown = set(self.variants) - set(VARIANTS)
         if unknown:
             raise ValueError(f"unknown grammar variants {sorted(unknown)} (variants: {', '.join(VARIANTS)})")
-        if self.bandit and self.variants:
-            raise ValueError("a bandit's steps all end an episode: the TD variants do not apply to it")
+        if self.bandit and {"act_first", "truncation"} & set(self.variants):
+            raise ValueError("a bandit's steps all end an episode: act_first and truncation do not apply to it")
 
     @property
     def orders(self) -> bool:
@@ -129,6 +135,20 @@ class Grammar:
     def truncations(self) -> bool:
         """TD programs code what a truncation bootstraps on (the ``truncation`` variant)."""
         return "truncation" in self.variants
+
+    @property
+    def ties(self) -> bool:
+        """greedy / eps_greedy code how they break ties (the ``ties`` variant)."""
+        return "ties" in self.variants
+
+    @property
+    def schedules(self) -> bool:
+        """eps_greedy codes an epsilon schedule (the ``eps_schedule`` variant)."""
+        return "eps_schedule" in self.variants
+
+    def flags(self) -> tuple[bool, bool, bool, bool]:
+        """(orders, truncations, ties, schedules): the variant words TD programs carry."""
+        return self.orders, self.truncations, self.ties, self.schedules
 
     # ---- which kinds exist -------------------------------------------------------------------
     def kinds(self) -> tuple[str, ...]:
@@ -152,7 +172,7 @@ class Grammar:
         self.check(p)
         k = len(KIND_TAG[type(p).__name__])
         if isinstance(p, TD):
-            return td_bits(p, self.orders, self.truncations)
+            return td_bits(p, *self.flags())
         if isinstance(p, UCB1):
             return k + C.positive_rational_bits(p.c)
         if isinstance(p, Thompson):
@@ -196,6 +216,10 @@ class Grammar:
             raise ValueError("act_first programs are part of a grammar with variants=('act_first',)")
         if isinstance(p, TD) and p.trunc_terminal and not self.truncations:
             raise ValueError("truncation=terminal programs are part of a grammar with variants=('truncation',)")
+        if isinstance(p, TD) and p.explore.ties != "uniform" and not self.ties:
+            raise ValueError("ties=first programs are part of a grammar with variants=('ties',)")
+        if isinstance(p, TD) and p.explore.schedule is not None and not self.schedules:
+            raise ValueError("epsilon schedules are part of a grammar with variants=('eps_schedule',)")
         A = self.n_actions
 
         def act(a: int) -> None:
@@ -239,11 +263,11 @@ class Grammar:
         """The code word of a program whose lengths are all integers (Reactive/Cyclic/Constant
         and Stochastic use uniform choices of log2 n bits and have no finite binary word here)."""
         self.check(p)
-        return encode_program(p, self.orders, self.truncations)
+        return encode_program(p, *self.flags())
 
     def decode(self, bits: str, pos: int = 0) -> tuple[Program, int]:
         """Inverse of ``encode`` for TD / UCB1 / Thompson programs."""
-        return decode_program(bits, pos, self.orders, self.truncations)
+        return decode_program(bits, pos, *self.flags())
 
     # ---- source ------------------------------------------------------------------------------
     def source(self, p: Program) -> str:

@@ -16,9 +16,25 @@ import numpy as np
 from learners.solomonoff.enumerate import ProgramSpace
 from learners.solomonoff.interpreter import FamilyEngine, FixedEngine, TDEngine, ThompsonEngine, UCBEngine
 from learners.solomonoff.probe import fingerprint_engines
-from learners.solomonoff.syntax import TD, UCB1, Constant, Program, Stochastic, Thompson
+from learners.solomonoff.syntax import (SCHEDULE_PER, SCHEDULE_SHAPES, TD, UCB1, Constant, Explore, Program, Stochastic,
+                                        Thompson)
 
 EXPLORE_KIND = {"greedy": 0, "eps_greedy": 0, "softmax": 1, "count_bonus": 2}
+
+
+#: the per-rule arrays of an action rule beyond its kind and parameter (``TDEngine``): first-index
+#: ties, and the epsilon schedule (per: 0 constant, 1 episode, 2 step; shape: 0 exp, 1 linear)
+RULE_FIELDS = ("first", "sched_per", "sched_shape", "sched_rate", "sched_floor")
+
+
+def rule_arrays(explores: Sequence[Explore]) -> dict[str, np.ndarray]:
+    """``RULE_FIELDS`` of each action rule."""
+    sch = [e.schedule for e in explores]
+    return {"first": np.array([e.ties == "first" for e in explores], dtype=bool),
+            "sched_per": np.array([0 if x is None else 1 + SCHEDULE_PER.index(x.per) for x in sch], dtype=np.int64),
+            "sched_shape": np.array([0 if x is None else SCHEDULE_SHAPES.index(x.shape) for x in sch], dtype=np.int64),
+            "sched_rate": np.array([0.0 if x is None else float(x.rate) for x in sch]),
+            "sched_floor": np.array([0.0 if x is None else float(x.floor) for x in sch])}
 
 
 def td_arrays_from_programs(progs: Sequence[TD], bandit: bool) -> tuple[dict, dict]:
@@ -27,12 +43,13 @@ def td_arrays_from_programs(progs: Sequence[TD], bandit: bool) -> tuple[dict, di
     keys: dict[tuple, int] = {}
     t_init, t_alpha, t_coef, t_gamma, t_pk, t_pp, t_def, t_tt = [], [], [], [], [], [], [], []
     v_table, v_kind, v_param = [], [], []
+    t_rule: list[Explore] = []   # the action rule whose policy a table's target uses (if any)
     for p in progs:
         f = p.form.terminal_only() if bandit else p.form
         pi_dep = bool(f.exp or f.next)
         ek, ep = EXPLORE_KIND[p.explore.kind], float(p.explore.param or 0)
         gam = float(p.gamma) if (p.gamma is not None and f.uses_gamma) else 0.0
-        key = (p.init, p.alpha, f.as_tuple(), f.act_first, f.trunc_terminal, gam, (ek, ep) if pi_dep else None)
+        key = (p.init, p.alpha, f.as_tuple(), f.act_first, f.trunc_terminal, gam, (ek, p.explore) if pi_dep else None)
         if key not in keys:
             keys[key] = len(keys)
             t_init.append(float(p.init))
@@ -43,14 +60,17 @@ def td_arrays_from_programs(progs: Sequence[TD], bandit: bool) -> tuple[dict, di
             t_pp.append(ep if pi_dep else 0.0)
             t_def.append(f.waits_for_next_action)
             t_tt.append(f.trunc_terminal)
+            t_rule.append(p.explore)
         v_table.append(keys[key])
         v_kind.append(ek)
         v_param.append(ep)
     tables = {"init": np.array(t_init), "alpha": np.array(t_alpha), "coef": np.array(t_coef).reshape(-1, 5),
               "gamma": np.array(t_gamma), "pi_kind": np.array(t_pk, dtype=np.int64), "pi_param": np.array(t_pp),
               "deferred": np.array(t_def, dtype=bool), "trunc_terminal": np.array(t_tt, dtype=bool)}
+    tables.update({"pi_" + k: v for k, v in rule_arrays(t_rule).items()})
     variants = {"table": np.array(v_table, dtype=np.int64), "kind": np.array(v_kind, dtype=np.int64),
                 "param": np.array(v_param)}
+    variants.update(rule_arrays([p.explore for p in progs]))
     return tables, variants
 
 
@@ -79,7 +99,10 @@ def td_arrays_from_space(space: ProgramSpace, idx: np.ndarray) -> tuple[dict, di
               "gamma": np.where(gi[f0] >= 0, gamma_v[gi[f0]], 0.0),
               "pi_kind": np.where(pd[f0], ek[ei[f0]], -1), "pi_param": np.where(pd[f0], ep[ei[f0]], 0.0),
               "deferred": deferred_f[fi[f0]], "trunc_terminal": trunc_f[fi[f0]]}
+    rules = rule_arrays(P.explores)
+    tables.update({"pi_" + k: np.where(pd[f0], v[ei[f0]], 0) for k, v in rules.items()})
     variants = {"table": inv, "kind": ek[ei], "param": ep[ei]}
+    variants.update({k: v[ei] for k, v in rules.items()})
     return tables, variants
 
 

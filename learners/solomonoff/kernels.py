@@ -283,11 +283,12 @@ def table_stats(Q, s, lo, hi, MX, CNT, MASK):
 
 
 @njit(**_JIT)
-def td_variants_eps(a, vt, TCNT, TMASK, lut, lut_row, eps, lw, M, do_mix, do_evidence, pred, W, MX, CNT, G, IDX):
+def td_variants_eps(a, vt, TCNT, TMASK, lut, lut_row, eps, first, lw, M, do_mix, do_evidence, pred, W, MX, CNT, G, IDX):
     """eps-greedy rows (greedy is eps = 0): p_b = eps/A + ((1 - eps) [q_b = max]) / |argmax|, from
-    the tables' argmax sets (``table_stats``). The log-likelihood comes from ``lut`` (per eps
-    value, ``lut_row``, by the size of the argmax set if a is in it, else 0): the values
-    ``_smooth_log`` gives for those probabilities."""
+    the tables' argmax sets (``table_stats``); rows with ``first[i]`` break ties to the first
+    index (the argmax set is its lowest bit, of size 1). The log-likelihood comes from ``lut``
+    (per eps value, ``lut_row``, by the size of the argmax set if a is in it, else 0): the
+    values ``_smooth_log`` gives for those probabilities."""
     A = pred.size
     B = W.size
     n = vt.size
@@ -297,11 +298,13 @@ def td_variants_eps(a, vt, TCNT, TMASK, lut, lut_row, eps, lw, M, do_mix, do_evi
     abit = 1 << a
     for blo in range(0, n, B):
         m = min(B, n - blo)
-        lwb, rowb, vtb = lw[blo:blo + m], lut_row[blo:blo + m], vt[blo:blo + m]
+        lwb, rowb, vtb, fb = lw[blo:blo + m], lut_row[blo:blo + m], vt[blo:blo + m], first[blo:blo + m]
         for i in range(m):
             t = vtb[i]
-            CNT[i] = TCNT[t]
-            IDX[i] = TMASK[t]
+            mk = np.uint64(TMASK[t])
+            low = mk & (~mk + np.uint64(1))          # the lowest set bit: the first maximal action
+            CNT[i] = 1.0 if fb[i] else TCNT[t]
+            IDX[i] = low if fb[i] else mk
         if do_mix:
             _weights(lwb, M, W)      # before the evidence
         if do_evidence:
@@ -436,22 +439,27 @@ def _rowdot(P, Y, m, E):
 
 
 @njit(**_JIT)
-def expect_eps(Q, s2, lo, hi, par, E, X, MX, CNT, Y):
-    """eps-greedy policy at s2: pi(b) = eps/A + ((1 - eps) [q_b = max]) / |argmax|."""
+def expect_eps(Q, s2, lo, hi, par, pfirst, E, X, MX, CNT, Y):
+    """eps-greedy policy at s2: pi(b) = eps/A + ((1 - eps) [q_b = max]) / |argmax|; tables with
+    ``pfirst`` give the greedy share 1 - eps to the first maximal action only."""
     A = Q.shape[1]
     B = MX.size
     for blo in range(lo, hi, B):
         m = min(B, hi - blo)
-        pb_, Eb = par[blo:blo + m], E[blo - lo:blo - lo + m]
+        pb_, fb, Eb = par[blo:blo + m], pfirst[blo:blo + m], E[blo - lo:blo - lo + m]
         _tload(Q, s2, blo, m, Y)
         _rowmax(Y, m, MX)
         _rowcount(Y, m, MX, CNT)
         for i in range(m):
-            CNT[i] = (1.0 - pb_[i]) / CNT[i]   # the greedy share of each argmax action
+            # the greedy share of each argmax action (first-index: all of it, to the first one)
+            CNT[i] = (1.0 - pb_[i]) if fb[i] else (1.0 - pb_[i]) / CNT[i]
         for b in range(A):
             Xb, Yb = X[b], Y[b]
             for i in range(m):
-                Xb[i] = pb_[i] / A + (CNT[i] if Yb[i] == MX[i] else 0.0)
+                hit = Yb[i] == MX[i]
+                Xb[i] = pb_[i] / A + (CNT[i] if hit else 0.0)
+                if hit and fb[i]:
+                    CNT[i] = 0.0                # later maximal actions get no greedy share
         _rowdot(X, Y, m, Eb)
 
 
@@ -548,12 +556,12 @@ def td_update(Q, lo, hi, s, a, r, s2, terminated, a2, n_new, cr, c1, cm, cn, ce,
 # One whole teacher step, table block by table block
 # ------------------------------------------------------------------------------------------
 @njit(**_JIT)
-def _expect_range(Q, s2, lo, hi, kind, pi_param, pcidx, cdiv, E, e_off, X, MX, CNT, Y):
+def _expect_range(Q, s2, lo, hi, kind, pi_param, pi_first, pcidx, cdiv, E, e_off, X, MX, CNT, Y):
     if hi <= lo:
         return
     Eb = E[lo - e_off:hi - e_off]
     if kind == 0:
-        expect_eps(Q, s2, lo, hi, pi_param, Eb, X, MX, CNT, Y)
+        expect_eps(Q, s2, lo, hi, pi_param, pi_first, Eb, X, MX, CNT, Y)
     elif kind == 1:
         expect_softmax(Q, s2, lo, hi, pi_param, Eb, X, MX, CNT, Y)
     else:
@@ -563,12 +571,12 @@ def _expect_range(Q, s2, lo, hi, kind, pi_param, pcidx, cdiv, E, e_off, X, MX, C
 @njit(**_JIT)
 def td_step_blocks(Q, s, a, tb_lo, tb_hi, TB,
                    TMX, TCNT, TMASK,
-                   e_vt, e_lut, e_row, e_eps, e_lw, e_off,
+                   e_vt, e_lut, e_row, e_eps, e_first, e_lw, e_off,
                    s_vt, s_T, s_lw, s_off,
                    b_vt, b_cbase, b_cdiv, cb_lut, b_lw, b_off,
                    M, do_mix, do_evidence, smoothing, pred,
                    upd_i, upd_r, upd_e, upd_cdiv,
-                   cr, c1, cm, cn, ce, gam, gam_trunc, inv_count, alpha, pi_param, pcidx,
+                   cr, c1, cm, cn, ce, gam, gam_trunc, inv_count, alpha, pi_param, pi_param_prev, pi_first, pcidx,
                    W, X, MX, CNT, G, IDX, E, Y):
     """Table blocks [tb_lo, tb_hi) of size TB: for each block, the argmax statistics of its tables
     at s, the mix (``do_mix``) and evidence (``do_evidence``) of the variants on those tables
@@ -580,7 +588,9 @@ def td_step_blocks(Q, s, a, tb_lo, tb_hi, TB,
     u = 0 (the pending deferred one), 1 (immediate), 2 (the deferred one at an episode's end); a
     truncated update discounts by ``gam_trunc`` (0 for tables that treat truncation as terminal);
     ``upd_r[u]`` its reward; ``upd_e[u, k]`` = the table range [lo, hi) whose E under policy
-    kind k it needs; ``upd_cdiv[u]`` the count-bonus divisions at its s2."""
+    kind k it needs; ``upd_cdiv[u]`` the count-bonus divisions at its s2. The pending update
+    (u = 0) reads the policies' parameters of its own step, ``pi_param_prev`` (they differ from
+    ``pi_param`` under a per-step epsilon schedule)."""
     nT = Q.shape[2]
     if E.size < TB or e_off.size <= tb_hi or s_off.size <= tb_hi or b_off.size <= tb_hi:
         raise ValueError("td_step_blocks: scratch or block offsets do not match the table block size")
@@ -593,7 +603,7 @@ def td_step_blocks(Q, s, a, tb_lo, tb_hi, TB,
             table_stats(Q, s, t0, t1, TMX, TCNT, TMASK)
         r0, r1 = e_off[k], e_off[k + 1]
         if r1 > r0 and (do_mix or do_evidence):
-            z, m = td_variants_eps(a, e_vt[r0:r1], TCNT, TMASK, e_lut, e_row[r0:r1], e_eps[r0:r1],
+            z, m = td_variants_eps(a, e_vt[r0:r1], TCNT, TMASK, e_lut, e_row[r0:r1], e_eps[r0:r1], e_first[r0:r1],
                                    e_lw[r0:r1], M, do_mix, do_evidence, pred, W, MX, CNT, G, IDX)
             Z += z
             newmax = max(newmax, m)
@@ -622,8 +632,8 @@ def td_step_blocks(Q, s, a, tb_lo, tb_hi, TB,
                 Eb[i] = 0.0
             if not uterm:
                 for kind in range(3):
-                    _expect_range(Q, us2, max(lo, upd_e[u, kind, 0]), min(hi, upd_e[u, kind, 1]), kind, pi_param, pcidx,
-                                  upd_cdiv[u], E, lo, X, MX, CNT, Y)
+                    _expect_range(Q, us2, max(lo, upd_e[u, kind, 0]), min(hi, upd_e[u, kind, 1]), kind,
+                                  pi_param_prev if u == 0 else pi_param, pi_first, pcidx, upd_cdiv[u], E, lo, X, MX, CNT, Y)
             td_update(Q, lo, hi, us, ua, upd_r[u], us2, uterm, ua2, unew, cr, c1, cm, cn, ce,
                       gam_trunc if upd_i[u, 9] != 0 else gam, inv_count, alpha, Eb, X, MX)
     return Z, newmax

@@ -10,7 +10,7 @@ import re
 from fractions import Fraction
 
 from learners.solomonoff.printer import expr_source
-from learners.solomonoff.syntax import (CANONICAL_TREE, TD, TD_NAMES, UCB1, Add, Const, Constant, Cyclic, Explore, Expr,
+from learners.solomonoff.syntax import (CANONICAL_TREE, TD, TD_NAMES, UCB1, Add, Const, Constant, Cyclic, Explore, Expr, Schedule,
                                         Leaf, Program, Reactive, Stochastic, Sub, Thompson, expr_has_gamma, linear_form)
 
 F = Fraction
@@ -235,11 +235,14 @@ def _int_list(tk: _Tokens) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _explore_arg(tk: _Tokens) -> Explore:
+def _explore_arg(tk: _Tokens, ties: str = "uniform", schedule: Schedule | None = None) -> Explore:
     t = tk.next()
     if t[1] == "greedy":
         _done(tk)
-        return Explore("greedy")
+        try:
+            return Explore("greedy", ties=ties, schedule=schedule)
+        except ValueError as e:
+            raise ProgramParseError(f"{e} in {tk.text!r}") from None
     if t[1] not in ("eps_greedy", "softmax", "count_bonus"):
         raise ProgramParseError(f"unknown action rule {t[1]!r} at position {t[2]} (greedy, eps_greedy(e), softmax(t), count_bonus(c))")
     tk.expect("(")
@@ -247,9 +250,33 @@ def _explore_arg(tk: _Tokens) -> Explore:
     tk.expect(")")
     _done(tk)
     try:
-        return Explore(t[1], v)
+        return Explore(t[1], v, ties, schedule)
     except ValueError as e:
         raise ProgramParseError(f"{e} in {tk.text!r}") from None
+
+
+DECAYS = tuple(f"{shape}_per_{per}" for shape in ("exp", "linear") for per in ("episode", "step"))
+
+
+def _schedule_arg(tk: _Tokens, kw: dict, name: str) -> Schedule | None:
+    """``eps_decay=exp_per_episode(1/200)`` (eps *= 1 - 1/200 after each episode; also
+    ``exp_per_step``, ``linear_per_episode``, ``linear_per_step``: eps -= rate) and
+    ``eps_floor=1/10`` (default 0)."""
+    if "eps_decay" not in kw:
+        if "eps_floor" in kw:
+            raise ProgramParseError(f"{name}: eps_floor needs eps_decay in {tk.text!r}")
+        return None
+    d = _sub(tk, kw["eps_decay"])
+    t = d.next()
+    if t[1] not in DECAYS:
+        raise ProgramParseError(f"{name}: eps_decay is one of {', '.join(f'{x}(1/n)' for x in DECAYS)} in {tk.text!r}")
+    d.expect("(")
+    rate = _parse_number(d)
+    d.expect(")")
+    _done(d)
+    floor = _number_arg(_sub(tk, kw["eps_floor"])) if "eps_floor" in kw else F(0)
+    shape, per = t[1].split("_per_")
+    return Schedule(per, shape, rate, floor)
 
 
 def _flag_arg(tk: _Tokens, kw: dict, key: str, choices: tuple[str, str], name: str) -> str:
@@ -274,7 +301,8 @@ def parse_program(text: str) -> Program:
     name = head[1]
     try:
         if name in ("TD", "QLearning", "SARSA", "ExpectedSARSA"):
-            kw = _parse_kwargs(tk, ("init", "alpha", "target", "gamma", "explore", "order", "truncation"), name)
+            kw = _parse_kwargs(tk, ("init", "alpha", "target", "gamma", "explore", "order", "truncation", "ties",
+                                    "eps_decay", "eps_floor"), name)
             _done(tk)
             for req in ("init", "alpha", "explore"):
                 if req not in kw:
@@ -300,7 +328,8 @@ def parse_program(text: str) -> Program:
                 raise ProgramParseError(f"{name}: the target has a g-term, so gamma is required in {text!r}")
             if not expr_has_gamma(target) and gamma is not None:
                 raise ProgramParseError(f"{name}: gamma given but the target has no g-term in {text!r}")
-            explore = _explore_arg(_sub(tk, kw["explore"]))
+            ties = _flag_arg(tk, kw, "ties", ("uniform", "first"), name)
+            explore = _explore_arg(_sub(tk, kw["explore"]), ties, _schedule_arg(tk, kw, name))
             act_first = _flag_arg(tk, kw, "order", ("update_first", "act_first"), name) == "act_first"
             trunc_terminal = _flag_arg(tk, kw, "truncation", ("bootstrap", "terminal"), name) == "terminal"
             return TD(init, alpha, target, gamma, explore, act_first, trunc_terminal)

@@ -8,9 +8,11 @@ are computed by ``Grammar.bits``.
 """
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Iterator
 
-from learners.solomonoff.syntax import TD, UCB1, Add, Const, Explore, Expr, Leaf, Program, Sub, Thompson, expr_has_gamma
+from learners.solomonoff.syntax import (TD, UCB1, Add, Const, Explore, Expr, Leaf, Program, Schedule, Sub, Thompson,
+                                        expr_has_gamma)
 from theory import codes as C
 
 KIND_TAG = {"TD": "1", "UCB1": "010", "Thompson": "011", "Constant": "0000", "Stochastic": "0001",
@@ -98,34 +100,89 @@ def iter_exprs(max_bits: int) -> Iterator[tuple[Expr, int]]:
 # =============================================================================================
 # Action rules
 # =============================================================================================
-def explore_bits(e: Explore) -> int:
-    if e.kind == "greedy":
-        return 2
-    if e.kind == "eps_greedy":
-        return 2 + C.unit_rational_bits(e.param)
-    return 2 + C.power_of_two_bits(e.param)
+def _reciprocal_encode(x) -> str:
+    """1/n (n >= 2) as the Elias gamma word of n - 1: 1/2 one bit, 1/10 7 bits, 1/100 13 bits."""
+    return C.elias_gamma_encode(int(1 / x) - 1)
 
 
-def explore_encode(e: Explore) -> str:
+def _reciprocal_decode(bits: str, pos: int) -> tuple[Fraction, int]:
+    m, p = C.elias_gamma_decode(bits, pos)
+    return Fraction(1, m + 1), p
+
+
+def schedule_encode(eps0: Fraction, sch: Schedule | None) -> str:
+    """The epsilon word of a grammar with the ``eps_schedule`` variant: '0' + eps (constant) |
+    '1' + start ('0' = 1 | '1' + eps) + per ('0' episode | '1' step) + shape ('0' exp | '1'
+    linear) + rate 1/n + floor ('0' = 0 | '1' + 1/n)."""
+    if sch is None:
+        return "0" + C.unit_rational_encode(eps0)
+    return ("1" + ("0" if eps0 == 1 else "1" + C.unit_rational_encode(eps0))
+            + ("0" if sch.per == "episode" else "1") + ("0" if sch.shape == "exp" else "1")
+            + _reciprocal_encode(sch.rate) + ("0" if sch.floor == 0 else "1" + _reciprocal_encode(sch.floor)))
+
+
+def schedule_decode(bits: str, pos: int) -> tuple[Fraction, Schedule | None, int]:
+    def bit(p: int) -> bool:
+        if p >= len(bits):
+            raise C.CodeError(f"truncated epsilon schedule at bit {p}")
+        return bits[p] == "1"
+
+    if not bit(pos):
+        v, p = C.unit_rational_decode(bits, pos + 1)
+        return v, None, p
+    p = pos + 1
+    if bit(p):
+        eps0, p = C.unit_rational_decode(bits, p + 1)
+    else:
+        eps0, p = Fraction(1), p + 1
+    per, shape = ("step" if bit(p) else "episode"), ("linear" if bit(p + 1) else "exp")
+    rate, p = _reciprocal_decode(bits, p + 2)
+    floor = Fraction(0)
+    if bit(p):
+        floor, p = _reciprocal_decode(bits, p + 1)
+    else:
+        p += 1
+    return eps0, Schedule(per, shape, rate, floor), p
+
+
+def explore_encode(e: Explore, ties: bool = False, schedules: bool = False) -> str:
+    """The action rule's word: kind tag, then (grammar with ``ties``, greedy / eps_greedy) the
+    tie bit ('0' uniform, '1' first index), then the parameter (with ``schedules``, eps_greedy's
+    is the epsilon word of ``schedule_encode``)."""
     tag = EXPLORE_TAG[e.kind]
+    if ties and e.kind in ("greedy", "eps_greedy"):
+        tag += "1" if e.ties == "first" else "0"
     if e.kind == "greedy":
         return tag
     if e.kind == "eps_greedy":
-        return tag + C.unit_rational_encode(e.param)
+        return tag + (schedule_encode(e.param, e.schedule) if schedules else C.unit_rational_encode(e.param))
     return tag + C.power_of_two_encode(e.param)
 
 
-def explore_decode(bits: str, pos: int) -> tuple[Explore, int]:
+def explore_bits(e: Explore, ties: bool = False, schedules: bool = False) -> int:
+    return len(explore_encode(e, ties, schedules))
+
+
+def explore_decode(bits: str, pos: int, ties: bool = False, schedules: bool = False) -> tuple[Explore, int]:
     tag = bits[pos:pos + 2]
     kind = {v: k for k, v in EXPLORE_TAG.items()}.get(tag)
     if kind is None:
         raise C.CodeError(f"truncated action rule at bit {pos}")
+    pos += 2
+    tie = "uniform"
+    if ties and kind in ("greedy", "eps_greedy"):
+        if pos >= len(bits):
+            raise C.CodeError(f"truncated action rule at bit {pos}")
+        tie, pos = ("first" if bits[pos] == "1" else "uniform"), pos + 1
     if kind == "greedy":
-        return Explore(kind), pos + 2
+        return Explore(kind, ties=tie), pos
     if kind == "eps_greedy":
-        v, p = C.unit_rational_decode(bits, pos + 2)
-    else:
-        v, p = C.power_of_two_decode(bits, pos + 2)
+        if schedules:
+            v, sch, p = schedule_decode(bits, pos)
+            return Explore(kind, v, tie, sch), p
+        v, p = C.unit_rational_decode(bits, pos)
+        return Explore(kind, v, tie), p
+    v, p = C.power_of_two_decode(bits, pos)
     return Explore(kind, v), p
 
 
@@ -152,18 +209,20 @@ def _has_next(e: Expr) -> bool:
     return False
 
 
-def td_bits(p: TD, orders: bool = False, truncations: bool = False) -> int:
+def td_bits(p: TD, orders: bool = False, truncations: bool = False, ties: bool = False, schedules: bool = False) -> int:
     """Description length of a TD program (its kind word included); ``orders``: the grammar
     codes the order of acting and updating ('0' update first, '1' act first; one bit);
-    ``truncations``: what a truncation bootstraps on ('0' the target's terms, '1' nothing)."""
+    ``truncations``: what a truncation bootstraps on ('0' the target's terms, '1' nothing);
+    ``ties`` / ``schedules``: the action rule's tie and epsilon-schedule words (``explore_encode``)."""
     return (len(KIND_TAG["TD"]) + C.signed_rational_bits(p.init)
             + (1 if p.alpha is None else 1 + C.unit_rational_bits(p.alpha))
             + expr_bits(p.target) + (1 if codes_order(p.target, orders) else 0)
             + (1 if codes_truncation(p.target, truncations) else 0)
-            + (0 if p.gamma is None else C.unit_rational_bits(p.gamma)) + explore_bits(p.explore))
+            + (0 if p.gamma is None else C.unit_rational_bits(p.gamma)) + explore_bits(p.explore, ties, schedules))
 
 
-def encode_program(p: Program, orders: bool = False, truncations: bool = False) -> str:
+def encode_program(p: Program, orders: bool = False, truncations: bool = False, ties: bool = False,
+                   schedules: bool = False) -> str:
     """The code word of a TD / UCB1 / Thompson program (the other kinds use uniform choices
     of log2 n bits, arithmetic-coded, and have no finite binary word here)."""
     tag = KIND_TAG[type(p).__name__]
@@ -172,7 +231,7 @@ def encode_program(p: Program, orders: bool = False, truncations: bool = False) 
         order += ("1" if p.trunc_terminal else "0") if codes_truncation(p.target, truncations) else ""
         return (tag + C.signed_rational_encode(p.init) + ("1" if p.alpha is None else "0" + C.unit_rational_encode(p.alpha))
                 + expr_encode(p.target) + order + ("" if p.gamma is None else C.unit_rational_encode(p.gamma))
-                + explore_encode(p.explore))
+                + explore_encode(p.explore, ties, schedules))
     if isinstance(p, UCB1):
         return tag + C.positive_rational_encode(p.c)
     if isinstance(p, Thompson):
@@ -180,7 +239,8 @@ def encode_program(p: Program, orders: bool = False, truncations: bool = False) 
     raise ValueError(f"{type(p).__name__} uses uniform (arithmetic-coded) choices; use Grammar.bits()")
 
 
-def decode_program(bits: str, pos: int = 0, orders: bool = False, truncations: bool = False) -> tuple[Program, int]:
+def decode_program(bits: str, pos: int = 0, orders: bool = False, truncations: bool = False, ties: bool = False,
+                   schedules: bool = False) -> tuple[Program, int]:
     """Inverse of ``encode_program``."""
     if bits.startswith(KIND_TAG["TD"], pos):
         init, p = C.signed_rational_decode(bits, pos + 1)
@@ -204,7 +264,7 @@ def decode_program(bits: str, pos: int = 0, orders: bool = False, truncations: b
         gamma = None
         if expr_has_gamma(target):
             gamma, p = C.unit_rational_decode(bits, p)
-        explore, p = explore_decode(bits, p)
+        explore, p = explore_decode(bits, p, ties, schedules)
         return TD(init, alpha, target, gamma, explore, act_first, trunc_terminal), p
     if bits.startswith(KIND_TAG["UCB1"], pos):
         c, p = C.positive_rational_decode(bits, pos + 3)

@@ -75,6 +75,13 @@ def program_source(p: Program) -> str:
             args.append("order=act_first")
         if p.trunc_terminal:
             args.append("truncation=terminal")
+        if p.explore.ties != "uniform":
+            args.append(f"ties={p.explore.ties}")
+        sch = p.explore.schedule
+        if sch is not None:
+            args.append(f"eps_decay={sch.shape}_per_{sch.per}({frac_source(sch.rate)})")
+            if sch.floor:
+                args.append(f"eps_floor={frac_source(sch.floor)}")
         return f"{p.name}({', '.join(args)})"
     if isinstance(p, UCB1):
         return f"UCB1(c={frac_source(p.c)})"

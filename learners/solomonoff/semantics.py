@@ -24,11 +24,14 @@ from learners.solomonoff.syntax import TD, UCB1, Constant, Cyclic, LinearTarget,
 DEFAULT_SMOOTHING = 2.0 ** -10
 
 
-def explore_probs(kind: str, param: float, q: np.ndarray, n: np.ndarray) -> np.ndarray:
+def explore_probs(kind: str, param: float, q: np.ndarray, n: np.ndarray, first: bool = False) -> np.ndarray:
     """The action distribution of one action rule on one row of values ``q`` and counts ``n``
-    (the same float operations as ``learners.teachers.tabular``)."""
+    (the same float operations as ``learners.teachers.tabular``); ``first``: greedy ties go to
+    the first maximal action (``np.argmax``)."""
     if kind in ("greedy", "eps_greedy"):
         eps = 0.0 if kind == "greedy" else param
+        if first:
+            return eps / q.size + (1.0 - eps) * (np.arange(q.size) == np.argmax(q))
         greedy = q == q.max()
         return eps / q.size + (1.0 - eps) * greedy / np.count_nonzero(greedy)
     if kind == "softmax":
@@ -72,6 +75,9 @@ class ProgramAgent(SampledAgent):
             self.alpha = None if p.alpha is None else float(p.alpha)
             self.kind = p.explore.kind
             self.param = None if p.explore.param is None else float(p.explore.param)
+            self.first = p.explore.ties == "first"
+            self.schedule = p.explore.schedule
+            self.param_prev = self.param   # the policy of the step whose update is pending
         elif isinstance(p, UCB1):
             self.N = np.zeros((S, A), dtype=np.int64)
             self.sum = np.zeros((S, A))
@@ -89,7 +95,7 @@ class ProgramAgent(SampledAgent):
     def raw_probs(self, obs: Any) -> np.ndarray:
         p, s, A = self.program, self._state(obs), self.n_actions
         if isinstance(p, TD):
-            return explore_probs(self.kind, self.param, self.Q[s], self.N[s])
+            return explore_probs(self.kind, self.param, self.Q[s], self.N[s], self.first)
         if isinstance(p, Constant):
             return np.eye(A)[p.action]
         if isinstance(p, Stochastic):
@@ -116,7 +122,8 @@ class ProgramAgent(SampledAgent):
         return (1.0 - self.smoothing) * self.raw_probs(obs) + self.smoothing / self.n_actions
 
     # ---------------------------------------------------------------- learning
-    def _td_update(self, s: int, a: int, r: float, s2: int, terminated: bool, truncated: bool, a2: int | None) -> None:
+    def _td_update(self, s: int, a: int, r: float, s2: int, terminated: bool, truncated: bool, a2: int | None,
+                   param: float | None = None) -> None:
         cr, c1, cm, cn, ce = self.coef
         q2 = self.Q[s2]
         if terminated:
@@ -125,7 +132,7 @@ class ProgramAgent(SampledAgent):
             m = float(q2.max()) if cm else 0.0
             e = 0.0
             if ce or (cn and a2 is None):
-                e = float(explore_probs(self.kind, self.param, q2, self.N[s2]) @ q2)
+                e = float(explore_probs(self.kind, self.param if param is None else param, q2, self.N[s2], self.first) @ q2)
             nq = (float(q2[a2]) if a2 is not None else e) if cn else 0.0
         # a truncation treated as terminal: the bootstrap terms count with weight 0
         gamma = 0.0 if (truncated and self.trunc_terminal) else self.gamma
@@ -145,13 +152,18 @@ class ProgramAgent(SampledAgent):
                     q = self.pending
                     self.pending = None
                     self._td_update(self._state(q.obs), int(q.action), float(q.reward), self._state(q.next_obs),
-                                    False, False, a)
+                                    False, False, a, self.param_prev)
                 if term or trunc:
                     self._td_update(s, a, r, s2, term, trunc, None)
                 else:
                     self.pending = t
             else:
                 self._td_update(s, a, r, s2, term, trunc, None)
+            # the epsilon schedule: the next action is drawn with the decayed epsilon
+            self.param_prev = self.param
+            sch = self.schedule
+            if sch is not None and (sch.per == "step" or term or trunc):
+                self.param = sch.decay(self.param)
         elif isinstance(p, UCB1):
             self.N[s, a] += 1
             self.sum[s, a] += r

@@ -126,19 +126,60 @@ def expr_has_gamma(e: Expr) -> bool:
 # Action rules
 # =============================================================================================
 EXPLORE_KINDS = ("greedy", "eps_greedy", "softmax", "count_bonus")
+TIES = ("uniform", "first")
+SCHEDULE_PER = ("episode", "step")
+SCHEDULE_SHAPES = ("exp", "linear")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How epsilon decays: after every ``per`` ('episode': each episode end; 'step': each step),
+    ``eps <- max(floor, eps * (1 - rate))`` ('exp') or ``max(floor, eps - rate)`` ('linear'), in
+    that order of float operations (as ``epsilon = max(final_epsilon, epsilon - decay)`` is
+    written). The action at step t is drawn with epsilon after the decays of the steps (or
+    episodes) before t; an update uses the epsilon its step's action was drawn with."""
+
+    per: str
+    shape: str
+    rate: Fraction     # 1/n, n >= 2
+    floor: Fraction = F(0)
+
+    def __post_init__(self) -> None:
+        if self.per not in SCHEDULE_PER or self.shape not in SCHEDULE_SHAPES:
+            raise ValueError(f"epsilon schedule per {self.per!r} ({SCHEDULE_PER}), shape {self.shape!r} ({SCHEDULE_SHAPES})")
+        if not (0 < self.rate < 1 and self.rate.numerator == 1):
+            raise ValueError(f"epsilon decay rate must be 1/n with n >= 2, got {self.rate}")
+        if not (0 <= self.floor < 1 and (self.floor == 0 or self.floor.numerator == 1)):
+            raise ValueError(f"epsilon floor must be 0 or 1/n with n >= 2, got {self.floor}")
+
+    def decay(self, eps: float) -> float:
+        """One decay, in the float operations the engines and reference teachers use."""
+        e = eps * float(1 - self.rate) if self.shape == "exp" else eps - float(self.rate)
+        return max(float(self.floor), e)
 
 
 @dataclass(frozen=True)
 class Explore:
     kind: str                    # greedy | eps_greedy | softmax | count_bonus
-    param: Fraction | None = None  # eps | temperature | bonus scale c
+    param: Fraction | None = None  # eps (the start value with a schedule) | temperature | bonus scale c
+    ties: str = "uniform"        # argmax ties: shared uniformly, or all to the first index (np.argmax)
+    schedule: Schedule | None = None   # eps_greedy only: how epsilon decays (None: constant)
 
     def __post_init__(self) -> None:
         if self.kind not in EXPLORE_KINDS:
             raise ValueError(f"unknown action rule {self.kind!r}")
         if (self.kind == "greedy") != (self.param is None):
             raise ValueError(f"{self.kind}: parameter {self.param!r}")
-        if self.kind == "eps_greedy" and not 0 < self.param < 1:
+        if self.ties not in TIES:
+            raise ValueError(f"ties must be one of {TIES}, got {self.ties!r}")
+        if self.ties == "first" and self.kind not in ("greedy", "eps_greedy"):
+            raise ValueError("first-index tie breaking is a variant of greedy and eps_greedy only")
+        if self.schedule is not None:
+            if self.kind != "eps_greedy":
+                raise ValueError("an epsilon schedule belongs to eps_greedy")
+            if not (0 < self.param <= 1 and self.schedule.floor < self.param):
+                raise ValueError(f"a scheduled epsilon starts in (floor, 1], got {self.param} (floor {self.schedule.floor})")
+        elif self.kind == "eps_greedy" and not 0 < self.param < 1:
             raise ValueError(f"eps_greedy epsilon must be in (0, 1), got {self.param}")
         if self.kind in ("softmax", "count_bonus"):
             try:

@@ -20,7 +20,12 @@ class TDEngine(Compiled):
     ``tables``: dict of per-table arrays: init, alpha (nan for 1/n), coef [n, 5] (r, const, max,
     next, exp), gamma, pi_kind (-1 when the dynamics do not use the policy, else 0 eps / 1
     softmax / 2 count_bonus), pi_param. ``variants``: dict of per-program arrays: table, kind
-    (0/1/2), param (epsilon, 0 for greedy; temperature; bonus c).
+    (0/1/2), param (epsilon, 0 for greedy; temperature; bonus c). Optional, for the grammar's
+    variants (``hypotheses.RULE_FIELDS``): per row ``first`` (eps-greedy ties to the first
+    index) and the epsilon schedule ``sched_per`` (0 constant, 1 per episode, 2 per step),
+    ``sched_shape`` (0 exp, 1 linear), ``sched_rate``, ``sched_floor``; the same fields with a
+    ``pi_`` prefix per table, for the policy its target uses. A scheduled epsilon is state:
+    it decays after each transition (``_decay``).
 
     Layout is action-major: ``Q[s]`` is ``[A, n_tables]`` and every per-program array is
     ``[A, n]``, so reductions over actions are A vector operations."""
@@ -57,7 +62,20 @@ class TDEngine(Compiled):
         trunc_terminal = np.broadcast_to(np.asarray(tables.get("trunc_terminal", False), dtype=bool), coef.shape[:1])
         self.gamma_trunc = np.where(trunc_terminal[order], 0.0, self.gamma)
         self.pi_kind = pi_kind[order]
-        self.pi_param = np.asarray(tables["pi_param"], dtype=np.float64)[order]
+        self.pi_param = np.asarray(tables["pi_param"], dtype=np.float64)[order].copy()
+        nt = coef.shape[0]
+
+        def tfield(name: str, dtype: Any) -> np.ndarray:
+            return np.broadcast_to(np.asarray(tables.get("pi_" + name, 0), dtype=dtype), (nt,))[order].copy()
+
+        self.pi_first = tfield("first", np.uint8)
+        self.t_sched = {k[6:]: tfield(k, np.int64 if k in ("sched_per", "sched_shape") else np.float64)
+                        for k in ("sched_per", "sched_shape", "sched_rate", "sched_floor")}
+        # epsilon schedules of the tables' own policies (kind 0 only): start values for reset
+        self.t_sched["on"] = np.flatnonzero((self.t_sched["per"] > 0) & (self.pi_kind == 0))
+        self.pi_param0 = self.pi_param.copy()
+        # the pending (deferred) update of the previous step uses the policy of that step
+        self.pi_param_prev = self.pi_param.copy()
         self.deferred = deferred[order]
         self.n_tables = order.size
         self.n_imm = int((~self.deferred).sum())
@@ -77,6 +95,8 @@ class TDEngine(Compiled):
         vp = np.asarray(variants["param"], dtype=np.float64)
         self.variant_order = np.lexsort((np.arange(vt.size), vt, vk))  # engine row -> caller's variant id
         vt, vk, vp = vt[self.variant_order], vk[self.variant_order], vp[self.variant_order]
+        vf = {k: np.broadcast_to(np.asarray(variants.get(k, 0)), (vt.size,))[self.variant_order]
+              for k in ("first", "sched_per", "sched_shape", "sched_rate", "sched_floor")}
         self.n = vt.size
         self.groups: dict[str, dict[str, Any]] = {}
         A = self.A
@@ -89,13 +109,23 @@ class TDEngine(Compiled):
             starts = np.flatnonzero(np.r_[True, t[1:] != t[:-1]])
             g = {"slice": sl, "table": t, "param": vp[sl], "tab": t[starts], "starts": starts}
             if name == "eps":
-                uniq, eidx = np.unique(vp[sl], return_inverse=True)
-                k_ = np.arange(A + 1, dtype=np.float64)
-                raw = uniq[:, None] / A + np.where(k_ > 0, (1.0 - uniq[:, None]) / np.maximum(k_, 1), 0.0)
-                g["lut"] = smooth_log(raw, self.smoothing, A).ravel()
-                g["lut_row"] = eidx.reshape(-1) * (A + 1)
-                g["eps_each"] = vp[sl] / A
-                g["greedy_mass"] = 1.0 - vp[sl]
+                # one LUT row per (epsilon, schedule): a scheduled row's epsilon moves with its LUT row
+                sk = np.stack([vp[sl], vf["sched_per"][sl].astype(np.float64), vf["sched_shape"][sl].astype(np.float64),
+                               vf["sched_rate"][sl].astype(np.float64), vf["sched_floor"][sl].astype(np.float64)], axis=1)
+                uniq, eidx = np.unique(sk, axis=0, return_inverse=True)
+                eidx = eidx.reshape(-1)
+                g["lut_eps0"] = uniq[:, 0].copy()
+                g["lut_sched"] = {"per": uniq[:, 1].astype(np.int64), "shape": uniq[:, 2].astype(np.int64),
+                                  "rate": uniq[:, 3].copy(), "floor": uniq[:, 4].copy()}
+                g["lut_on"] = np.flatnonzero(g["lut_sched"]["per"] > 0)
+                g["lut_idx"] = eidx
+                g["lut"] = np.empty(uniq.shape[0] * (A + 1))
+                g["lut_row"] = eidx * (A + 1)
+                g["first"] = np.ascontiguousarray(vf["first"][sl].astype(np.uint8))
+                g["param"] = vp[sl].copy()
+                g["eps_each"] = np.empty(g["param"].size)
+                g["greedy_mass"] = np.empty(g["param"].size)
+                self._set_eps(g, g["lut_eps0"].copy(), np.arange(uniq.shape[0]))
             g["deferred"] = self.deferred[t].astype(np.int64)
             self.groups[name] = g
         # the compiled kernels keep each table's argmax set as a bit mask: up to 64 actions
@@ -240,7 +270,7 @@ class TDEngine(Compiled):
             pred = np.zeros(A)
             e_st, s_st, b_st, t_st = st["eps"], st["softmax"], st["count_bonus"], st["tables"]
             z, m = kernels.td_step_blocks(self.Q, s, a, lo_b, hi_b, self.TABLE_BLOCK, self.k_TMX, self.k_TCNT, self.k_TMASK,
-                                     *e_st[:4], e_lw, e_st[4], *s_st[:2], s_lw, s_st[2],
+                                     *e_st[:5], e_lw, e_st[5], *s_st[:2], s_lw, s_st[2],
                                      *b_st[:2], b_cdiv, self.k_cb_lut, b_lw, b_st[2],
                                      M, do_mix, do_evidence, self.smoothing, pred, upd_i, upd_r, upd_e, upd_cdiv,
                                      *t_st, *self._scratch[j])
@@ -256,6 +286,15 @@ class TDEngine(Compiled):
             for o in out[1:]:
                 pred = pred + o[1]
             return Z, pred, max(o[2] for o in out)
+
+        if transition is not None:
+            done = bool(transition[2]) or bool(transition[3])
+            plain = combine
+
+            def combine(out: list) -> tuple[float, np.ndarray, float]:
+                res = plain(out)
+                self._decay(done)     # after this step's kernels have read the epsilons
+                return res
 
         if self.threads <= 1 or nb < 2:
             res = combine([run((0, nb, 0))])
@@ -293,11 +332,12 @@ class TDEngine(Compiled):
         e, so, bo = (g.get(n) for n in KINDS)
         st = {"slices": sl,
               "eps": (vt[0], e["lut"] if e else np.zeros(1), e["k_lut_row"] if e else empty_u,
-                      e["param"] if e else empty_f, self.k_off["eps"]),
+                      e["param"] if e else empty_f, e["first"] if e else np.zeros(0, dtype=np.uint8), self.k_off["eps"]),
               "softmax": (vt[1], so["param"] if so else empty_f, self.k_off["softmax"]),
               "count_bonus": (vt[2], bo["k_cbase"] if bo else empty_u, self.k_off["count_bonus"]),
               "tables": (self.k_coef[0], self.c1, self.k_coef[1], self.k_coef[2], self.k_coef[3], self.gamma,
-                         self.gamma_trunc, self.inv_count, self.alpha, self.pi_param, self.k_pcidx)}
+                         self.gamma_trunc, self.inv_count, self.alpha, self.pi_param, self.pi_param_prev, self.pi_first,
+                         self.k_pcidx)}
         self._kstatic = st
         return st
 
@@ -313,15 +353,76 @@ class TDEngine(Compiled):
         self.N = np.zeros((2, self.S, self.A), dtype=np.int64)  # [immediate, deferred]
         self.pending: tuple[int, int, float, int] | None = None
         self._s = None
+        self.clock = [0, 0]   # steps and episode ends seen (the epsilon schedules' time)
+        self.pi_param[:] = self.pi_param0
+        self.pi_param_prev[:] = self.pi_param0
+        g = self.groups.get("eps")
+        if g is not None and g["lut_on"].size:
+            self._set_eps(g, g["lut_eps0"].copy(), np.arange(g["lut_eps0"].size))
+
+    # ------------------------------------------------------------------------------- schedules
+    def _set_eps(self, g: dict[str, Any], lut_eps: np.ndarray, rows: np.ndarray) -> None:
+        """The eps rows' current epsilons (``lut_eps`` per LUT row), their LUT rows ``rows``
+        recomputed; every array is updated in place (the compiled pass holds references)."""
+        A = self.A
+        g["lut_eps"] = lut_eps
+        k_ = np.arange(A + 1, dtype=np.float64)
+        e = lut_eps[rows][:, None]
+        raw = e / A + np.where(k_ > 0, (1.0 - e) / np.maximum(k_, 1), 0.0)
+        g["lut"].reshape(-1, A + 1)[rows] = smooth_log(raw, self.smoothing, A)
+        g["param"][:] = lut_eps[g["lut_idx"]]
+        g["eps_each"][:] = g["param"] / A
+        g["greedy_mass"][:] = 1.0 - g["param"]
+
+    @staticmethod
+    def _decayed(eps: np.ndarray, sched: dict[str, np.ndarray], idx: np.ndarray) -> np.ndarray:
+        """One decay of each epsilon (``syntax.Schedule.decay``: the same float operations; the
+        exponential factor (n - 1) / n is correctly rounded, as a literal like 0.995 is)."""
+        rate = sched["rate"][idx]
+        n = np.round(1.0 / np.where(rate > 0, rate, 1.0))
+        return np.maximum(sched["floor"][idx], np.where(sched["shape"][idx] == 0, eps * ((n - 1.0) / n), eps - rate))
+
+    def _decay(self, episode_end: bool) -> None:
+        """After a transition: every per-step schedule decays once, per-episode ones at an
+        episode's end; the tables' policies likewise (the previous step's kept for the pending
+        update)."""
+        self.clock[0] += 1
+        self.clock[1] += int(episode_end)
+        g = self.groups.get("eps")
+        if g is not None and g["lut_on"].size:
+            sc, on = g["lut_sched"], g["lut_on"]
+            due = on[(sc["per"][on] == 2) | episode_end]
+            if due.size:
+                cur = g["lut_eps"].copy()
+                cur[due] = self._decayed(cur[due], sc, due)
+                self._set_eps(g, cur, due)
+        self.pi_param_prev[:] = self.pi_param
+        on = self.t_sched["on"]
+        if on.size:
+            due = on[(self.t_sched["per"][on] == 2) | episode_end]
+            if due.size:
+                self.pi_param[due] = self._decayed(self.pi_param[due], self.t_sched, due)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"Q": self.Q.copy(), "N": self.N.copy(), "pending": self.pending}
+        return {"Q": self.Q.copy(), "N": self.N.copy(), "pending": self.pending, "clock": list(self.clock)}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.Q = d["Q"].copy()
         self.N = d["N"].copy()
         self.pending = d["pending"]
         self._s = None
+        self.set_clock(*d.get("clock", (0, 0)))
+
+    def set_clock(self, steps: int, episodes: int) -> None:
+        """Epsilons as after ``steps`` transitions of which ``episodes`` ended an episode
+        (replays the decays; a restored or transferred state needs them)."""
+        Q, N, pending = self.Q, self.N, self.pending
+        self.reset()
+        self.Q, self.N, self.pending = Q, N, pending
+        # the order of episode ends within the steps does not change any epsilon: each
+        # per-step decay and each per-episode decay is applied in sequence on its own value
+        for i in range(int(steps)):
+            self._decay(i < int(episodes))
 
     def table_values(self) -> np.ndarray:
         """Q as [n_tables, S, A] (caller's table order is ``table_order``)."""
@@ -345,6 +446,15 @@ class TDEngine(Compiled):
         self._cnt = acount(mask)
         self._stats = True
 
+    def _first_onehot(self) -> np.ndarray:
+        """[A, n_tables]: 1.0 at each table's first maximal action at the prepared state."""
+        v = self._cache.get("first")
+        if v is None:
+            v = np.zeros((self.A, self.n_tables))
+            v[np.argmax(self._q, axis=0), np.arange(self.n_tables)] = 1.0
+            self._cache["first"] = v
+        return v
+
     def _inv_cnt(self) -> np.ndarray:
         v = self._cache.get("inv_cnt")
         if v is None:
@@ -359,7 +469,11 @@ class TDEngine(Compiled):
         g = self.groups[name]
         t = g["table"]
         if name == "eps":
-            p = g["eps_each"][None, :] + (g["greedy_mass"][None, :] * np.take(self._mask, t, axis=1)) / np.take(self._cnt, t)[None, :]
+            # first-index rows: the greedy mass on the first maximal action, as np.argmax picks it
+            fr = g["first"].astype(bool)
+            mask = np.where(fr[None, :], np.take(self._first_onehot(), t, axis=1), np.take(self._mask, t, axis=1))
+            cnt = np.where(fr, 1.0, np.take(self._cnt, t))
+            p = g["eps_each"][None, :] + (g["greedy_mass"][None, :] * mask) / cnt[None, :]
         elif name == "softmax":
             d = self._cache.get("d")
             if d is None:
@@ -406,13 +520,17 @@ class TDEngine(Compiled):
                 t = g["table"] if rows is None else np.take(g["table"], rows)
                 gm = g["greedy_mass"] if rows is None else np.take(g["greedy_mass"], rows)
                 pe = g["param"] if rows is None else np.take(g["param"], rows)
-                f = np.bincount(t, weights=wg * gm, minlength=self.n_tables)
+                fr = (g["first"] if rows is None else np.take(g["first"], rows)).astype(bool)
+                f = np.bincount(t, weights=np.where(fr, 0.0, wg * gm), minlength=self.n_tables)
                 f *= self._inv_cnt()
                 pred += float((wg * pe).sum()) / self.A
                 maskf = self._cache.get("maskf")
                 if maskf is None:
                     maskf = self._cache["maskf"] = self._mask.astype(np.float64)
                 pred += wsum(maskf, f)
+                if fr.any():
+                    pred += wsum(self._first_onehot(), np.bincount(t, weights=np.where(fr, wg * gm, 0.0),
+                                                                   minlength=self.n_tables))
             else:
                 p = self._group_probs(name)
                 pred += wsum(p if rows is None else np.take(p, rows, axis=1), wg)
@@ -424,18 +542,30 @@ class TDEngine(Compiled):
         for name, g in self.groups.items():
             if name == "eps":
                 k = np.where(self._mask[a], self._cnt, 0)
-                out[g["slice"]] = np.take(g["lut"], g["lut_row"] + np.take(k, g["table"]))
+                kt = np.take(k, g["table"])
+                fr = g["first"].astype(bool)
+                if fr.any():
+                    kt = np.where(fr, np.take(self._first_onehot()[a], g["table"]), kt)
+                out[g["slice"]] = np.take(g["lut"], g["lut_row"] + kt.astype(np.int64))
             else:
                 out[g["slice"]] = smooth_log(self._group_probs(name)[a], self.smoothing, self.A)
         return out
 
     # ------------------------------------------------------------------------------- learning
-    def _policy(self, sl: slice, kind: int, q2: np.ndarray, n2: np.ndarray) -> np.ndarray:
-        """Each table's own action distribution at s' ([A, n] columns of q2), for expected values."""
-        par = self.pi_param[sl]
+    def _policy(self, sl: slice, kind: int, q2: np.ndarray, n2: np.ndarray, params: np.ndarray | None = None) -> np.ndarray:
+        """Each table's own action distribution at s' ([A, n] columns of q2), for expected values
+        (``params``: the policies' parameters, default the current ones)."""
+        par = (self.pi_param if params is None else params)[sl]
         if kind == 0:
             m = q2 == amax(q2)[None, :]
-            return (par / self.A)[None, :] + ((1.0 - par)[None, :] * m) / acount(m)[None, :]
+            cnt = acount(m)
+            fr = self.pi_first[sl].astype(bool)
+            if fr.any():   # first-index ties: the greedy share on the first maximal action
+                first = np.zeros_like(m)
+                first[np.argmax(q2, axis=0), np.arange(q2.shape[1])] = True
+                m = np.where(fr[None, :], first, m)
+                cnt = np.where(fr, 1, cnt)
+            return (par / self.A)[None, :] + ((1.0 - par)[None, :] * m) / cnt[None, :]
         if kind == 1:
             z = np.exp((q2 - amax(q2)[None, :]) / par[None, :])
             return z / asum(z)[None, :]
@@ -444,7 +574,7 @@ class TDEngine(Compiled):
         return m / acount(m)[None, :].astype(np.float64)
 
     def _update(self, timing: bool, s: int, a: int, r: float, s2: int, terminated: bool, a2: int | None,
-                truncated: bool = False) -> None:
+                truncated: bool = False, params: np.ndarray | None = None) -> None:
         sl = slice(self.n_imm, self.n_tables) if timing else slice(0, self.n_imm)
         if sl.stop <= sl.start:
             return
@@ -467,7 +597,7 @@ class TDEngine(Compiled):
                         continue
                 lb = slice(b.start - sl.start, b.stop - sl.start)
                 qb = q2[:, lb]
-                e[lb] = adot(self._policy(b, k, qb, self.N[int(timing), s2]), qb)
+                e[lb] = adot(self._policy(b, k, qb, self.N[int(timing), s2], params), qb)
             nq = q2[a2] if a2 is not None else e
             boot = (cm * m + cn * nq) + ce * e
         y = (cr * r + c1) + gam * boot
@@ -487,13 +617,14 @@ class TDEngine(Compiled):
         if self.pending is not None:
             ps, pa, pr, ps2 = self.pending
             self.pending = None
-            self._update(True, ps, pa, pr, ps2, False, a)
+            self._update(True, ps, pa, pr, ps2, False, a, params=self.pi_param_prev)
         self._update(False, s, a, r, s2, terminated, None, truncated)
         if terminated or truncated:
             self._update(True, s, a, r, s2, terminated, None, truncated)
         else:
             self.pending = (s, a, r, s2)
         self._s = None
+        self._decay(bool(terminated) or bool(truncated))
 
     # ------------------------------------------------------------------------------- queries
     def values_of_variants(self) -> np.ndarray:
