@@ -16,27 +16,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
+
+import envs
+from experiments.cli import (UsageError, add_config_arguments, check_new_output, config_overrides, fail,
+                             learning_curve_summary, parse_kv, task_from_flag)
+from learners.checkpoint import CheckpointError, load_state
+from learners.provenance import run_info
+from learners.recorder import CHECKPOINT, Recorder, Segment
+from learners.teachers import TEACHERS, make_teacher
 
 PROG = "python -m experiments.record"
 
 
 def _env_list() -> str:
-    import envs
-
     return ", ".join(envs.ENV_IDS) + ", ALE/<Game>-v5 (e.g. ALE/Breakout-v5, ALE/SpaceInvaders-v5, ALE/Pong-v5)"
 
 
 def _teacher_list() -> str:
-    from learners.teachers import TEACHERS
-
     return "; ".join(f"{n} ({', '.join(s.env_kinds)}): {s.summary}" for n, s in sorted(TEACHERS.items()))
 
 
 def build_parser(teacher: str | None) -> argparse.ArgumentParser:
-    from experiments.cli import add_config_arguments
-    from learners.teachers import TEACHERS
-
     p = argparse.ArgumentParser(
         prog=PROG,
         description=(__doc__ or "").strip().splitlines()[0],
@@ -65,8 +67,6 @@ def build_parser(teacher: str | None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from experiments.cli import check_new_output, config_overrides, fail, parse_kv, task_from_flag, UsageError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(prog=PROG, add_help=False)
     pre.add_argument("--teacher")
@@ -75,8 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     teacher_name = known.teacher
     if known.resume:
         return _resume(known.resume, argv)
-
-    from learners.teachers import TEACHERS
 
     p = build_parser(teacher_name)
     args = p.parse_args(argv)
@@ -91,10 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         v = getattr(args, flag)
         if v is not None and v <= 0:
             p.error(f"--{flag.replace('_', '-')} must be positive, got {v}")
-
-    import envs
-    import gymnasium as gym
-
     try:
         kind = envs.env_kind(args.env)
     except gym.error.Error:
@@ -121,12 +115,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(cli: dict[str, Any], out: Path, *, progress: bool, resume: bool) -> int:
-    import envs
-    from experiments.cli import fail, learning_curve_summary
-    from learners.provenance import run_info
-    from learners.recorder import Recorder, Segment
-    from learners.teachers import TEACHERS, make_teacher
-
     try:
         env = envs.make(cli["env"], **cli["env_kwargs"])
     except Exception as e:  # bad env kwargs, missing ROM, ...
@@ -162,10 +150,6 @@ def _run(cli: dict[str, Any], out: Path, *, progress: bool, resume: bool) -> int
 
 
 def _resume(directory: str, argv: list[str]) -> int:
-    from experiments.cli import fail
-    from learners.checkpoint import CheckpointError, load_state
-    from learners.recorder import CHECKPOINT
-
     out = Path(directory)
     if out.exists():
         fail(PROG, f"{out} is already complete; nothing to resume")

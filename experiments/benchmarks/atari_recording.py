@@ -46,9 +46,20 @@ import tempfile
 import time
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
+from safetensors.numpy import save_file
+from tqdm import tqdm
 
+import envs
+from envs.atari import PROTOCOL, make_atari
 from experiments.cli import UsageError
+from learners.checkpoint import save_state
+from learners.files import sha256_file
+from learners.protocols import Transition
+from learners.recorder import Recorder, Segment
+from learners.teachers import make_teacher
+from learners.teachers.replay import FrameReplay
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,10 +82,6 @@ SETTINGS = dict(buffer_size=1_000_000, batch_size=32, train_every=4, target_upda
 
 
 def _env_speed(env_id: str, steps: int, seed: int, protocol: bool) -> float:
-    import gymnasium as gym
-
-    import envs
-
     env = envs.make(env_id) if protocol else gym.make(env_id, full_action_space=True)
     rng = np.random.default_rng(seed)
     acts = rng.integers(env.action_space.n, size=steps)
@@ -90,9 +97,6 @@ def _env_speed(env_id: str, steps: int, seed: int, protocol: bool) -> float:
 
 
 def _teacher(env_id: str, args: argparse.Namespace) -> Any:
-    import envs
-    from learners.teachers import make_teacher
-
     env = envs.make(env_id)
     t = make_teacher("dqn", env.observation_space, env.action_space, seed=args.seed, preset="paper",
                      total_steps=args.steps, learning_starts=args.learning_starts, threads=args.threads, **SETTINGS)
@@ -101,9 +105,6 @@ def _teacher(env_id: str, args: argparse.Namespace) -> Any:
 
 
 def _unrecorded(env_id: str, args: argparse.Namespace) -> float:
-    import envs
-    from learners.protocols import Transition
-
     teacher = _teacher(env_id, args)
     env = envs.make(env_id)
     obs, _ = env.reset(seed=args.seed)
@@ -122,13 +123,6 @@ def _recorded(env_id: str, args: argparse.Namespace, root: str) -> tuple[float, 
     """Steps/s of a recording run (history streamed to disk, snapshots at --snapshot-every and at
     the end), then the wall time of one resumable checkpoint and of one weight snapshot of the
     trained teacher (events a real run has once per 10^4 steps)."""
-    from learners.checkpoint import save_state
-    from learners.files import sha256_file
-    from learners.recorder import Recorder, Segment
-    from safetensors.numpy import save_file
-
-    import envs
-
     teacher = _teacher(env_id, args)
     env = envs.make(env_id)  # made before the clock starts, as in the unrecorded loop
     out = os.path.join(root, f"rec-{time.time_ns()}")
@@ -183,12 +177,10 @@ class _SB3StyleReplay:
 
 
 def _cleanrl_structured(env_id: str, args: argparse.Namespace) -> float:
-    import gymnasium as gym
+    # torch on use (here and in run): its import takes 2.3 s here, 3x all the rest of --help.
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
-
-    import envs
 
     torch.set_num_threads(args.threads)
     random.seed(args.seed)
@@ -270,8 +262,6 @@ def _rss_gb() -> float:
 def _replay_memory(capacity: int = 1_000_000) -> dict[str, float]:
     """Fill the DQN replay to 10^6 transitions through its ordinary ``add`` (truncating an
     episode every 1000 steps) and read the process's resident memory; time a batch sample."""
-    from learners.teachers.replay import FrameReplay
-
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (64, 84, 84), dtype=np.uint8)
     rss0 = _rss_gb()
@@ -297,9 +287,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("--steps must exceed --learning-starts >= 0")
     if args.rounds < 1 or args.threads < 1:
         raise UsageError("--rounds and --threads must be >= 1")
-    import torch
-
-    from envs.atari import PROTOCOL, make_atari
+    import torch  # on use: see _cleanrl_structured
 
     env_id = f"ALE/{args.game}-v5"
     make_atari(env_id).close()  # a clear error for an unknown game or a missing ROM, before timing
@@ -309,8 +297,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     res: dict[str, list[float]] = {k: [] for k in ("ale", "env", "unrec", "rec", "cleanrl", "checkpoint_s", "snapshot_s")}
     ratios_rec, ratios_ours, ratios_amortised = [], [], []
     try:
-        from tqdm import tqdm
-
         for r in tqdm(range(args.rounds), desc="rounds", leave=False):
             res["ale"].append(_env_speed(env_id, 3000, args.seed + r, protocol=False))
             res["env"].append(_env_speed(env_id, 3000, args.seed + r, protocol=True))

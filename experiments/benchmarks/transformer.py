@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from experiments.cli import UsageError
+from learners.history import LearningHistory
+from learners.protocols import Transition
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,8 +46,7 @@ def _timed(fn, seconds: float, min_iters: int = 3) -> tuple[float, int]:
 
 
 def _synthetic_store(root: str, A: int, S: int, ep_len: int, episodes: int, histories: int, seed: int):
-    from learners.history import LearningHistory
-    from learners.transformer.data import PackedStore, pack_histories
+    from learners.transformer.data import PackedStore, pack_histories  # imports torch: see run
 
     rng = np.random.default_rng(seed)
     hs = []
@@ -60,9 +61,10 @@ def _synthetic_store(root: str, A: int, S: int, ep_len: int, episodes: int, hist
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    # torch and the transformer package (which imports it) on use: torch's import takes 2.3 s
+    # here, 9x all the rest of --help.
     import torch
 
-    from learners.protocols import Transition
     from learners.transformer.agent import TransformerImitator
     from learners.transformer.data import WindowSampler
     from learners.transformer.model import ADTransformer, ModelConfig, param_groups
@@ -148,8 +150,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _history(T: int, ep_len: int, seed: int):
-    from learners.history import LearningHistory
-
     rng = np.random.default_rng(seed)
     return LearningHistory.from_arrays(obs=rng.integers(0, 81, T), action=rng.integers(0, 5, T), reward=np.zeros(T),
                                        terminated=np.zeros(T, bool), truncated=(np.arange(T) % ep_len) == ep_len - 1,
