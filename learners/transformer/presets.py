@@ -105,8 +105,46 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
+# Atari (Breakout DQN histories, ``learners.transformer.atari``): no "data" section — the
+# histories are named on the command line (--histories DIR ..., --val-history DIR; recorded by
+# ``experiments.train_dqn``). "atari" holds AtariSpec fields, "encoder" the frozen encoder's
+# EncoderConfig. Contexts hold several episodes: a Breakout episode of the DQN is ~190 steps
+# early in learning and ~290 at 2*10^5 steps, so 1024 tokens span ~4-5 episodes. Rewards are
+# their sign. The frozen encoder is the default: at equal CPU time it reached a lower
+# validation KL than the end-to-end Nature CNN (measurement in ``learners.transformer.atari``'s
+# report, experiments.atari_eval --help).
+_NO_DROP = {"dropout": 0.0, "attn_dropout": 0.0, "embd_dropout": 0.0}
+PRESETS["atari"] = {
+    "smoke": {
+        "atari": {"encoder": "frozen_ae"},
+        "encoder": {"emb_dim": 16, "steps": 20, "batch_size": 16},
+        "model": {"context": 96, "n_layer": 1, "n_head": 2, "d_model": 32, **_NO_DROP},
+        "train": {"steps": 30, "batch_size": 4, "lr": 2e-3, "warmup_steps": 5, "log_every": 10, "eval_every": 15,
+                  "eval_batches": 1, "checkpoint_every": 15, "subsample": [1, 2]},
+        "eval": {"q1_windows": 1, "q2_T": [300], "k": 3, "q3_steps": 150},
+    },
+    "default": {
+        "atari": {"encoder": "frozen_ae"},
+        "encoder": {"emb_dim": 64, "steps": 1500, "batch_size": 64},
+        "model": {"context": 1024, "n_layer": 4, "n_head": 4, "d_model": 128, "dropout": 0.1, "attn_dropout": 0.0,
+                  "embd_dropout": 0.1},
+        "train": {"steps": 3000, "batch_size": 16, "lr": 6e-4, "min_lr": 6e-5, "warmup_steps": 200, "log_every": 50,
+                  "eval_every": 500, "eval_batches": 4, "checkpoint_every": 250, "subsample": [1, 2, 4]},
+        "eval": {"q1_windows": 8, "q2_T": [20000, 50000], "k": 3, "q3_steps": 10000},
+    },
+    "paper": {
+        "atari": {"encoder": "frozen_ae"},
+        "encoder": {"emb_dim": 128, "steps": 20000, "batch_size": 128},
+        "model": {"context": 4096, "n_layer": 6, "n_head": 8, "d_model": 256, "dropout": 0.1, "attn_dropout": 0.0,
+                  "embd_dropout": 0.1},
+        "train": {"steps": 100000, "batch_size": 64, "lr": 3e-4, "min_lr": 3e-5, "warmup_steps": 2000, "log_every": 100,
+                  "eval_every": 2000, "eval_batches": 8, "checkpoint_every": 2000, "subsample": [1, 4, 16]},
+        "eval": {"q1_windows": 32, "q2_T": [100000, 250000], "k": 3, "q3_steps": 100000},
+    },
+}
+
 #: Expert distillation: train only on each history's final N episodes (the teacher's final policy).
-EXPERT_LAST_EPISODES = {"bandit": 20, "darkroom": 20}
+EXPERT_LAST_EPISODES = {"bandit": 20, "darkroom": 20, "atari": 50}
 
 
 def preset(env: str, name: str) -> dict[str, dict[str, Any]]:
