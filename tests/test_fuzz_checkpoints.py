@@ -52,11 +52,11 @@ SLOW = {"state": 5000, "transformer": 3000, "disk_state": 1000, "disk_history": 
 SENTINEL = 424242  # the value of the array outside every checkpoint directory
 
 
-def _settings(n: int) -> settings:
-    # No example database: it would be written below the working directory (the repository).
-    return settings(max_examples=n, deadline=None, database=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                           HealthCheck.function_scoped_fixture])
+def fuzz(check, cases: int, /, *fixed, **strategies) -> None:
+    """``check(*fixed, **drawn)`` on ``cases`` draws from ``strategies``, the same ones every run.
+    No example database: it would be written below the working directory (the repository)."""
+    given(**strategies)(settings(max_examples=cases, deadline=None, database=None, derandomize=True, suppress_health_check=[
+        HealthCheck.too_slow, HealthCheck.filter_too_much])(lambda **drawn: check(*fixed, **drawn)))()
 
 
 # =============================================================================================
@@ -287,10 +287,8 @@ def _check_state(base_state, m: dict[str, Any]) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@_settings(FAST["state"])
-@given(m=damage())
-def test_load_state_fuzz(base_state, m):
-    _check_state(base_state, m)
+def test_load_state_fuzz(base_state):
+    fuzz(_check_state, FAST["state"], base_state, m=damage())
 
 
 # =============================================================================================
@@ -389,10 +387,8 @@ def tf_damage(draw) -> dict[str, Any]:
     return m
 
 
-@_settings(FAST["transformer"])
-@given(m=tf_damage())
-def test_transformer_checkpoint_fuzz(base_transformer, m):
-    _check_transformer(base_transformer, m)
+def test_transformer_checkpoint_fuzz(base_transformer):
+    fuzz(_check_transformer, FAST["transformer"], base_transformer, m=tf_damage())
 
 
 # =============================================================================================
@@ -526,18 +522,17 @@ def _check_disk_history(n: int, previous: bool) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@_settings(FAST["disk_state"])
-@given(n=st.integers(0, 12_000))
-def test_save_state_full_disk(n):
-    _check_disk_state(n)
+#: Write budgets (bytes before ENOSPC) that reach past a whole write (checked below).
+DISK_STATE = {"n": st.integers(0, 12_000)}
+DISK_HISTORY = {"n": st.integers(0, 6_000), "previous": st.booleans()}
 
 
+def test_save_state_full_disk():
+    fuzz(_check_disk_state, FAST["disk_state"], **DISK_STATE)
 
 
-@_settings(FAST["disk_history"])
-@given(n=st.integers(0, 6_000), previous=st.booleans())
-def test_history_save_full_disk(n, previous):
-    _check_disk_history(n, previous)
+def test_history_save_full_disk():
+    fuzz(_check_disk_history, FAST["disk_history"], **DISK_HISTORY)
 
 
 def test_found_writer_init_enospc_leaves_no_partial():
@@ -556,28 +551,9 @@ def test_full_disk_budgets_cover_the_whole_write(tmp_path, monkeypatch):
 def test_fuzz_checkpoints_many(base_state, base_transformer):
     """>= 10^4 cases over the checkpoint readers and writers; prints the counts per target."""
     COUNTS.clear()
-
-    @_settings(SLOW["state"])
-    @given(m=damage())
-    def state(m):
-        _check_state(base_state, m)
-
-    @_settings(SLOW["transformer"])
-    @given(m=tf_damage())
-    def transformer(m):
-        _check_transformer(base_transformer, m)
-
-    @_settings(SLOW["disk_state"])
-    @given(n=st.integers(0, 12_000))
-    def disk_state(n):
-        _check_disk_state(n)
-
-    @_settings(SLOW["disk_history"])
-    @given(n=st.integers(0, 6_000), previous=st.booleans())
-    def disk_history(n, previous):
-        _check_disk_history(n, previous)
-
-    for f in (state, transformer, disk_state, disk_history):
-        f()
+    fuzz(_check_state, SLOW["state"], base_state, m=damage())
+    fuzz(_check_transformer, SLOW["transformer"], base_transformer, m=tf_damage())
+    fuzz(_check_disk_state, SLOW["disk_state"], **DISK_STATE)
+    fuzz(_check_disk_history, SLOW["disk_history"], **DISK_HISTORY)
     print("\nfuzz cases by target:", dict(sorted(COUNTS.items())))
     assert sum(v for k, v in COUNTS.items() if "(refused)" not in k) >= 10_000

@@ -33,10 +33,11 @@ FAST = {"history": 120, "parser": 150, "minari": 60, "minari_id": 30}
 SLOW = {"history": 4000, "parser": 4000, "minari": 2000, "minari_id": 300}
 
 
-def _settings(n: int) -> settings:
-    # No example database: it would be written below the working directory (the repository).
-    return settings(max_examples=n, deadline=None, database=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+def fuzz(check, cases: int, /, *fixed, **strategies) -> None:
+    """``check(*fixed, **drawn)`` on ``cases`` draws from ``strategies``, the same ones every run.
+    No example database: it would be written below the working directory (the repository)."""
+    given(**strategies)(settings(max_examples=cases, deadline=None, database=None, derandomize=True, suppress_health_check=[
+        HealthCheck.too_slow, HealthCheck.filter_too_much])(lambda **drawn: check(*fixed, **drawn)))()
 
 
 # =============================================================================================
@@ -210,10 +211,8 @@ def check_history_mutation(saved, m: tuple) -> None:
                 assert same, f"mutation {m!r} loaded silently with different content"
 
 
-@given(m=mutation)
-@_settings(FAST["history"])
-def test_fuzz_history_loader(saved, m):
-    check_history_mutation(saved, m)
+def test_fuzz_history_loader(saved):
+    fuzz(check_history_mutation, FAST["history"], saved, m=mutation)
 
 
 # =============================================================================================
@@ -260,10 +259,8 @@ def check_program_text(text: str) -> None:
         pytest.fail(f"Grammar.parse({text!r}): {type(e).__name__}: {e}")
 
 
-@given(text=program_text)
-@_settings(FAST["parser"])
-def test_fuzz_program_parser(text):
-    check_program_text(text)
+def test_fuzz_program_parser():
+    fuzz(check_program_text, FAST["parser"], text=program_text)
 
 
 # =============================================================================================
@@ -347,10 +344,8 @@ def check_minari_mutation(minari_saved, m: tuple) -> None:
                 h.validate()   # an HDF5 file edited past its checksum imports only as a valid history
 
 
-@given(m=m_mutation)
-@_settings(FAST["minari"])
-def test_fuzz_minari_importer(minari_saved, m):
-    check_minari_mutation(minari_saved, m)
+def test_fuzz_minari_importer(minari_saved):
+    fuzz(check_minari_mutation, FAST["minari"], minari_saved, m=m_mutation)
 
 
 dataset_id = st.one_of(
@@ -381,10 +376,8 @@ def check_minari_export_id(minari_saved, ident: str) -> None:
         assert _same(from_minari(ident, root=root), minari_saved[1])
 
 
-@given(ident=dataset_id)
-@_settings(FAST["minari_id"])
-def test_fuzz_minari_dataset_ids(minari_saved, ident):
-    check_minari_export_id(minari_saved, ident)
+def test_fuzz_minari_dataset_ids(minari_saved):
+    fuzz(check_minari_export_id, FAST["minari_id"], minari_saved, ident=dataset_id)
 
 
 # =============================================================================================
@@ -393,31 +386,10 @@ def test_fuzz_minari_dataset_ids(minari_saved, ident):
 @pytest.mark.slow
 def test_fuzz_readers_many_cases(saved, minari_saved):
     before = Counter(COUNTS)
-
-    @given(m=mutation)
-    @_settings(SLOW["history"])
-    def history(m):
-        check_history_mutation(saved, m)
-
-    @given(text=program_text)
-    @_settings(SLOW["parser"])
-    def parser(text):
-        check_program_text(text)
-
-    @given(m=m_mutation)
-    @_settings(SLOW["minari"])
-    def minari_(m):
-        check_minari_mutation(minari_saved, m)
-
-    @given(ident=dataset_id)
-    @_settings(SLOW["minari_id"])
-    def minari_ids(ident):
-        check_minari_export_id(minari_saved, ident)
-
-    history()
-    parser()
-    minari_()
-    minari_ids()
+    fuzz(check_history_mutation, SLOW["history"], saved, m=mutation)
+    fuzz(check_program_text, SLOW["parser"], text=program_text)
+    fuzz(check_minari_mutation, SLOW["minari"], minari_saved, m=m_mutation)
+    fuzz(check_minari_export_id, SLOW["minari_id"], minari_saved, ident=dataset_id)
     ran = {k: COUNTS[k] - before[k] for k in SLOW}
     kinds = {k.split(".")[1]: COUNTS[k] - before[k] for k in sorted(COUNTS) if k.startswith("history.")}
     print(f"\nfuzz cases run per target: {ran} (total {sum(ran.values())}); history mutations by kind: {kinds}")
