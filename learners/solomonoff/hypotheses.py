@@ -278,6 +278,7 @@ class HypothesisBuilding:
             t_old = old.values_of_variants()[keep]
             t_new = new.values_of_variants()
             new.Q[:, :, t_new] = old.Q[:, :, t_old]
+            new.set_clock(*old.clock)          # the epsilon schedules' state
         elif isinstance(old, UCBEngine):
             new.N, new.sum = old.N.copy(), old.sum.copy()
         elif isinstance(old, ThompsonEngine):
