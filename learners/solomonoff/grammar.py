@@ -54,19 +54,44 @@ teacher. A target with a ``Q(s',a')`` term waits for the next action: its update
 the next step, before that step's own update (Sutton & Barto's SARSA order).
 
 Implementation variants (``Grammar.variants``, opt-in) and the public code they follow. How
-tabular TD learners are written where people learn them:
+tabular TD learners are written where people learn them (surveyed: Sutton & Barto's pseudo-code
+and ShangtongZhang's code for the book; the gymnasium "Training an agent" Blackjack tutorial;
+dennybritz/reinforcement-learning's ``make_epsilon_greedy_policy``; rlcode, yrlu, rasbt's
+machine-learning-book grid-world agent; FrozenLake / CliffWalking tutorials and gists):
 
-* Sutton & Barto's pseudo-code, and most tutorials' Q-learning (the gymnasium Blackjack agent,
-  the rlcode grid-world agents): act, step, update, so the next action comes from the updated
-  values -- the plain grammar's order;
-* SARSA everywhere, and expected SARSA where it is written inside the SARSA loop (the book's own
-  cliff-walking code): the next action is drawn *before* the update -- ``act_first`` makes that
-  order available to every target (one bit, '1', against '0' for the textbook's);
-* what a time-limit truncation bootstraps on: the plain grammar bootstraps (max, the
-  expectation for ``Q(s',a')``), as the gymnasium tutorials do with ``(not terminated)``;
-  code written against ``done = terminated or truncated`` treats it as terminal -- the
-  ``truncation`` variant. Not yet variants: bootstrapping on a drawn, never-taken action (not a function of the
-  history), decaying epsilon schedules, first-index tie breaking or per-step global step sizes.
+* order of acting and updating -- the book's Q-learning and most tutorials act, step, update,
+  so the next action comes from the updated values (the plain grammar); SARSA everywhere, and
+  expected SARSA inside a SARSA loop (the book's cliff-walking code), draw the next action
+  *before* the update: ``act_first`` (one bit, '1', against '0');
+* what the last step of a time-limited episode bootstraps on -- the gymnasium tutorials write
+  ``(not terminated)``: bootstrap (the plain grammar: max, or the expectation for ``Q(s',a')``);
+  code written against ``done = terminated or truncated`` bootstraps on nothing:
+  ``truncation``;
+* ties between maximal values -- ``np.argmax`` (first index) in the gymnasium tutorial,
+  dennybritz's policies and most FrozenLake code; uniform among the maxima in ShangtongZhang's
+  code and rasbt's agent (the plain grammar): ``ties`` (greedy and eps_greedy);
+* epsilon schedules -- constant (the book, dennybritz); linear per episode to a floor (the
+  gymnasium tutorial: ``max(final_epsilon, epsilon - epsilon_decay)``, start 1); exponential
+  per episode or step with a floor (``max(epsilon_min, epsilon * 0.995)``: rasbt, yrlu, many
+  gists); linear per step (DQN-style ``LinearSchedule``): ``eps_schedule`` covers all four with
+  rates 1/n and floors 0 or 1/n;
+* already in the plain grammar -- optimistic initial values (``init``, any signed rational),
+  the sample-average step size ``1/n(s, a)`` (per state-action pair), UCB's constant (UCB1's
+  ``c``, any positive rational) and the Beta prior of Thompson sampling (integer
+  ``prior_alpha``, ``prior_beta``).
+
+Not covered, and why: the exponential schedule towards a floor ``min + (max - min) e^{-k t}``
+(a FrozenLake-tutorial form: its factor is not a rational code word -- such a teacher is caught
+by the misspecification check); global (per-step or per-episode) step-size schedules, rare in
+the surveyed tabular code; ties broken at random *per call* by a different rule than the
+action rule's. Bootstrapping the last step of a truncated episode on a drawn, never-taken next
+action (SARSA written as ``a2 = choose(s2); update(Q[s2, a2])`` also at a time limit) is not a
+function of the recorded history: the drawn action is a latent variable. A program that
+models it exactly is a mixture over its draws -- A branches per truncation, each with its own
+value table from then on, A^k after k truncations (branches merge only while the values they
+wrote are equal) -- which no finite table set of the interpreter holds; the class keeps the
+closest function of the history (the expectation under the program's own policy, which is
+the drawn action's expected value), and the misspecification check reports the gap.
 """
 from __future__ import annotations
 
