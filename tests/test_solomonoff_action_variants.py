@@ -6,7 +6,8 @@ write Q-learning (``learners.teachers.reference.TutorialQLearning``):
 * their code words and source text read back to the same program;
 * the numpy engine equals the reference semantics, and the compiled kernels the numpy engine,
   to 1e-12, on programs with every variant;
-* the program equals the tutorial teacher's action probabilities to 1e-12 (both decay forms);
+* the program (reference semantics, numpy engine, compiled engine) equals the tutorial
+  teacher's action probabilities to 1e-12 (three forms of decay and ties);
 * the mixture over the wider grammar identifies the teacher (KL < 0.01 bits over the last 500
   steps, class mass > 0.9, the per-sequence bound, no misspecification alarm).
 """
@@ -25,7 +26,7 @@ from learners.recorder import record
 from learners.solomonoff.checks import assert_bound
 from learners.solomonoff.enumerate import enumerate_programs
 from learners.solomonoff.grammar import Grammar
-from learners.solomonoff.hypotheses import td_arrays_from_space
+from learners.solomonoff.hypotheses import td_arrays_from_programs, td_arrays_from_space
 from learners.solomonoff.interpreter import TDEngine
 from learners.solomonoff.mixture import Mixture
 from learners.solomonoff.parser import ProgramParseError, parse_program
@@ -156,6 +157,17 @@ def _program_probs(src: str, grammar: Grammar, hist) -> np.ndarray:
     return out
 
 
+def _engine_probs(eng: TDEngine, hist) -> np.ndarray:
+    out = np.empty((len(hist), eng.A))
+    for t in range(len(hist)):
+        s = int(hist.obs[t])
+        eng.prepare(s)
+        out[t] = eng.all_probs()[0]
+        eng.advance(s, int(hist.action[t]), float(hist.reward[t]), int(hist.next_obs(t)), bool(hist.terminated[t]),
+                    bool(hist.truncated[t]))
+    return out
+
+
 @pytest.mark.parametrize("kw,src", [
     ({}, TUTORIAL),
     # the gymnasium Blackjack tutorial's own form: linear per-episode decay to 0.1
@@ -167,6 +179,9 @@ def test_program_is_the_tutorial_teacher(kw, src):
     g = Grammar(16, int(hist.n_actions), variants=("ties", "eps_schedule"))
     tp = np.asarray(hist.teacher_probs, dtype=np.float64)
     assert np.abs(_program_probs(src, g, hist) - tp).max() <= 1e-12
+    for backend in ("numpy", "numba"):     # the batched interpreter running the same program
+        t, v = td_arrays_from_programs([parse_program(src)], bandit=False)
+        assert np.abs(_engine_probs(TDEngine(g, t, v, SM, backend=backend), hist) - tp).max() <= 1e-12
     # the nearest plain programs are other functions on this history
     for other in (CONSTANT, UNIFORM if "ties=first" in src else CONSTANT.replace(", ties=first", "")):
         assert (np.abs(_program_probs(other, g, hist) - tp).max(axis=1) > 1e-3).sum() >= 10

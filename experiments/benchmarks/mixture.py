@@ -11,8 +11,9 @@ ratio is like for like. A hypothesis is one explicit class the interpreter evalu
 merged symbolically, and with --dedup behaviourally, count once); ``program_steps_per_s``
 counts every program (code word) of the grammar those classes stand for. For reference the
 run also measures a regime where many programs share few value tables (500 Q-learning tables x
-200 epsilon-greedy variants each, ``shared_table_regime``). ``--variants act_first`` measures
-the wider grammar (``Grammar.variants``) at the same budget. Wall-clock and
+200 epsilon-greedy variants each, ``shared_table_regime``). ``--variants
+act_first,truncation,ties,eps_schedule`` measures the wider grammar (``Grammar.variants``) at
+the same budget. Wall-clock and
 process CPU time are both reported (the machine is shared; CPU time is the steadier figure).
 
 The batched side runs with ``--threads`` worker threads (default: the machine's cores, at most
@@ -47,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shared-variants", type=int, default=200, help="epsilon-greedy variants per table in that regime")
     p.add_argument("--seed", type=int, default=0, help="teacher / sampling seed")
     p.add_argument("--repeats", type=int, default=5, help="timed runs of the batched pass (the figure is their median)")
-    p.add_argument("--variants", default="", help="comma-separated grammar variants (e.g. act_first; default: none)")
+    p.add_argument("--variants", default="", help="comma-separated grammar variants (act_first, truncation, ties, eps_schedule; default: none)")
 
 
 def shared_regime(hist: Any, n_tables: int, n_variants: int, grammar: Any) -> dict[str, float]:

@@ -18,6 +18,9 @@ the next action: its update is applied at the next step, before that step's own 
 & Barto's SARSA order). ``act_first`` gives any other target that order too: the next action is
 drawn from the values before the update (a variant of the order of acting and updating found in
 public code; it differs from the textbook order when the next state is the current one).
+An action rule (``Explore``) may break greedy ties to the first index (``ties="first"``, as
+``np.argmax`` does) and let epsilon decay (``Schedule``), the grammar's ``ties`` and
+``eps_schedule`` variants.
 """
 from __future__ import annotations
 
