@@ -195,6 +195,9 @@ class AtariHistory:
 
     def key(self) -> str:
         """Identity of the frames (the saved history's obs checksum) for the embedding cache."""
+        fk = (self.history.metadata or {}).get("frames_key")
+        if fk:
+            return f"{fk}-{len(self.history)}"
         if self.history.path is None:
             raise HistoryFitError("an in-memory history has no frame checksum to cache embeddings by; save it first")
         man = read_json(Path(self.history.path) / "manifest.json", HistoryFitError)
