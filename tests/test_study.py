@@ -55,6 +55,28 @@ def test_validation_scoring_uses_validation_tasks_and_its_own_streams(tmp_path, 
         RungData(r, teacher_seeds=2, scored="train")
 
 
+def test_a_models_cache_key_holds_what_decides_its_weights_only(tmp_path, monkeypatch):
+    """Evaluation settings and bookkeeping never retrain a model; its data and optimisation do."""
+    from experiments.study.imitators import ModelJob, model_run_dir
+
+    monkeypatch.setenv("HYPOSPACE_CACHE", str(tmp_path))
+    job = ModelJob("darkroom5", "within", None, 0)
+
+    def key(edit) -> str:
+        r = preset("default").rungs[1]
+        edit(r)
+        return model_run_dir(RungData(r, teacher_seeds=2), job).name
+
+    base = key(lambda r: None)
+    same = [lambda r: setattr(r, "Ts", (10, 20)), lambda r: setattr(r, "q3_episodes", 7),
+            lambda r: setattr(r.transformer, "conditioning", "contiguous"),
+            lambda r: r.transformer.train.update(checkpoint_every=5, log_every=1)]
+    assert all(key(e) == base for e in same)
+    other = [lambda r: r.transformer.train.update(lr=3e-4), lambda r: r.transformer.model.update(n_layer=2),
+             lambda r: setattr(r.transformer, "seeds_per_task", 2), lambda r: setattr(r, "n_val", 3)]
+    assert all(key(e) != base for e in other)
+
+
 # ---- statistics on hand-computed cases ----------------------------------------------------------
 def test_interval_of_a_mean_and_of_a_ratio():
     x = np.array([[1.0, 3.0], [1.0, 3.0], [1.0, 3.0]])      # no spread across seeds within a task

@@ -101,10 +101,19 @@ def _pack(data: RungData, variant: str, T: int | None) -> Path:
     return out
 
 
+#: Training settings that decide how often a run logs, evaluates or checkpoints, never the weights
+#: it ends with (a resumed run continues exactly): they stay out of a model's cache key.
+BOOKKEEPING = ("log_every", "eval_every", "eval_batches", "checkpoint_every", "keep_checkpoints")
+
+
 def model_run_dir(data: RungData, job: ModelJob) -> Path:
+    """The cache entry of a model, keyed by what decides its weights only: the job, the model and
+    optimisation settings, and the training histories (by their own keys). A rung's evaluation
+    settings (T grid, conditioning, budgets of other imitators) are not in it, so changing them
+    never retrains a model."""
     _, _, cfg = _configs(data.rung, job)
-    key = _key({"rung": data.rung.key(), "job": dataclasses.asdict(job), "cfg": cfg,
-                "histories": [p.name for p in data.train_paths()]})
+    cfg = {**cfg, "train": {k: v for k, v in cfg["train"].items() if k not in BOOKKEEPING}}
+    key = _key({"format": 2, "job": dataclasses.asdict(job), "cfg": cfg, "histories": [p.name for p in data.train_paths()]})
     return cache_dir("models") / key
 
 

@@ -2,14 +2,18 @@
 
 Stages, each a list of independent jobs on the executor (local pool or Ray):
 
-1. histories — every teacher history of every selected rung (cached by config hash);
-2. packed stores — the transformer's training data per variant (in the driver: cheap, and
-   shared by the training seeds, so it is built once before they start);
-3. models — one transformer per (rung, variant, T, training seed), resumable;
-4. cells — every (rung, imitator, question, variant, seed); a cell whose record exists is
-   skipped, so ``--resume`` continues a killed study where it stopped;
+1. histories — every teacher history of every selected rung (cached by config hash); then
+   ``DIR/study.json`` with each rung's complexity coordinates;
+2. then rung by rung:
+   a. packed stores — the transformer's training data per variant (in the driver: cheap, and
+      shared by the training seeds, so it is built once before they start);
+   b. models — one transformer per (rung, variant, T, training seed), resumable from its
+      checkpoints — beside the rung's cells that need no transformer;
+   c. the rung's transformer cells;
+   d. ``results.gather`` rewrites the tables (rungs still to come are listed as missing).
 
-then ``results.gather`` writes the tables. The study's configuration (hashed) is in
+A cell is one (rung, imitator, question, variant, seed); a cell whose record exists is skipped,
+so ``--resume`` continues a killed study where it stopped. The study's configuration (hashed) is in
 ``DIR/study.json``; a directory holding another configuration is refused.
 """
 from __future__ import annotations
@@ -57,6 +61,20 @@ def model_job(rung: Rung, teacher_seeds: int, job: ModelJob) -> str:
 
 def cell_job(cell: Cell, preset: Preset, rung: Rung, out: str, command: str) -> float:
     return float(run_cell(cell, preset, rung, out, command)["seconds"])
+
+
+def call(fn: Any, *args: Any) -> Any:
+    """``fn(*args)``: lets one executor pass carry jobs of different kinds (models and cells)."""
+    return fn(*args)
+
+
+def needs_model(cell: Cell) -> bool:
+    return cell.imitator in ("transformer", "transformer_empty", "expert_distillation")
+
+
+def slow_first(cell: Cell) -> tuple:
+    """The mixture's cells, then the transformer's, then the rest: the pool finishes together."""
+    return (cell.imitator not in ("mixture", "mixture_prior"), "transformer" not in cell.imitator, cell.id)
 
 
 # ---- the study ---------------------------------------------------------------------------------
@@ -141,17 +159,16 @@ def run_study(preset: Preset, rungs: list[Rung], out: Path, *, imitators: set[st
         if not resume:
             raise StudyError(f"--out {out} already holds this study; add --resume to continue it")
     by_name = {r.name: r for r in rungs}
+    expected: dict[tuple[str, str, str, str], set[int]] = {}
+    for c in cells:
+        expected.setdefault((c.rung, c.imitator, c.question, c.variant), set()).add(c.seed)
     with Executor(executor, workers=workers, ray_address=ray_address, progress=progress) as ex:
         data = [RungData(r, preset.teacher_seeds, preset.score_on) for r in rungs]
         hjobs = [j for d in data for j in d.all_jobs() if not (RungData.path(j) / "manifest.json").exists()]
         ex.map(record_job, [(j,) for j in hjobs], "histories")
-        mjobs = [(r, j) for r in rungs for j in model_jobs(preset, r, cells)]
-        for r, j in mjobs:
-            pack_for(RungData(r, preset.teacher_seeds), j)
-        ex.map(model_job, [(r, preset.teacher_seeds, j) for r, j in mjobs], "transformers")
         rung_info = [{**r.to_dict(), "complexity": complexity(r, preset)} for r in rungs]
-        # The directory appears only now, with its study.json: a run killed while recording histories or
-        # training leaves no directory that a later --resume would refuse as "not a study".
+        # The directory appears only now, with its study.json: a run killed while recording histories
+        # leaves no directory that a later --resume would refuse as "not a study".
         out.mkdir(parents=True, exist_ok=True)
         (out / "cells").mkdir(exist_ok=True)
         write_json_atomic(sj, {"format": FORMAT, "preset": preset.name, "config": config, "config_key": key,
@@ -160,13 +177,24 @@ def run_study(preset: Preset, rungs: list[Rung], out: Path, *, imitators: set[st
                                "seeds": sorted({c.seed for c in cells}),
                                "provenance": run_info(seed=0, config={"command": command, "preset": preset.name})
                                | {"command": command}})
-        todo = [c for c in cells if not (out / "cells" / f"{c.id}.json").exists()]
-        # Slow cells first (the mixture's, then the transformer's) so the pool finishes together.
-        todo.sort(key=lambda c: (c.imitator not in ("mixture", "mixture_prior"), "transformer" not in c.imitator, c.id))
-        ex.map(cell_job, [(c, preset, by_name[c.rung], str(out.resolve()), command) for c in todo], "cells")
-    expected: dict[tuple[str, str, str, str], set[int]] = {}
-    for c in cells:
-        expected.setdefault((c.rung, c.imitator, c.question, c.variant), set()).add(c.seed)
+        # Rung by rung, so that a long study has tables for its first rungs hours before its last
+        # (a killed one too): each rung's models train beside the cells that do not need them, then
+        # its transformer cells run, then the tables are rewritten (later rungs show as missing).
+        for i, (r, d) in enumerate(zip(rungs, data)):
+            todo = sorted((c for c in cells if c.rung == r.name and not (out / "cells" / f"{c.id}.json").exists()),
+                          key=slow_first)
+            if not todo:
+                continue
+            mjobs = model_jobs(preset, r, todo)
+            for j in mjobs:
+                pack_for(d, j)
+            cell_args = lambda c: (cell_job, c, preset, by_name[c.rung], str(out.resolve()), command)  # noqa: E731
+            first = [(model_job, r, preset.teacher_seeds, j) for j in mjobs] + \
+                    [cell_args(c) for c in todo if not needs_model(c)]
+            ex.map(call, first, f"{r.name}: transformers + cells")
+            ex.map(call, [cell_args(c) for c in todo if needs_model(c)], f"{r.name}: transformer cells")
+            if i < len(rungs) - 1:
+                gather(out, coverage, expected, resamples=preset.bootstrap)
     return gather(out, coverage, expected, resamples=preset.bootstrap)
 
 

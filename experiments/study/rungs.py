@@ -148,7 +148,7 @@ def _smoke() -> list[Rung]:
 def _opt(steps: int, subsample: list[int], batch_size: int = 32) -> dict[str, Any]:
     """The default preset's optimisation: AdamW 1e-3 -> 1e-4 (cosine), 100 warmup updates."""
     return {"steps": steps, "batch_size": batch_size, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,
-            "subsample": subsample}
+            "subsample": subsample, "checkpoint_every": 200}  # a killed study loses minutes, not a model
 
 
 def _default() -> list[Rung]:
