@@ -31,6 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -90,11 +91,9 @@ def history_games(h: LearningHistory) -> list[str]:
 @lru_cache(maxsize=None)
 def full_action_map(game: str) -> tuple[int, ...]:
     """Full-set index of each action of ``game``'s minimal action set (ALE's own table)."""
-    import gymnasium as gym
-
     e = gym.make(f"ALE/{game}-v5", full_action_space=False, disable_env_checker=True)
     try:
-        return tuple(int(a) for a in e.unwrapped._action_set)
+        return tuple(int(getattr(a, "value", a)) for a in e.unwrapped._action_set)
     finally:
         e.close()
 
@@ -403,7 +402,7 @@ class AtariImitator(SampledAgent):
     each stack is embedded first (rounded to float16, as the cached training embeddings are)."""
 
     def __init__(self, model: ADTransformer, info: AtariInfo, encoder: FrozenEncoder | None = None, *,
-                 seed: int | None = 0, slide: float = 0.5, device: str = "cpu"):
+                 seed: int | None = 0, slide: float = 0.5, device: str = "cpu", use_cache: bool = True):
         check_action_set(model, info)
         if info.encoder == "frozen_ae":
             if encoder is None:
@@ -412,7 +411,7 @@ class AtariImitator(SampledAgent):
                 raise AtariFitError(f"encoder gives {encoder.emb_dim}-d embeddings; the model takes {model.cfg.obs_encoder} "
                                     f"of {model.cfg.obs_dim}")
         self.info, self.encoder = info, encoder
-        self.inner = TransformerImitator(model, seed=seed, slide=slide, device=device)
+        self.inner = TransformerImitator(model, seed=seed, slide=slide, device=device, use_cache=use_cache)
         self.n_actions = FULL_ACTIONS
         self.rng = self.inner.rng
         self._last: tuple[np.ndarray, np.ndarray] | None = None
