@@ -35,6 +35,7 @@ import experiments.mixture_identify as mixture_identify
 import experiments.paper.__main__ as paper
 import experiments.record as record
 import experiments.study.__main__ as study
+import experiments.teachers_report as teachers_report
 import experiments.train_dqn as train_dqn
 import experiments.train_transformer as train_transformer
 import learners.transformer.corpus as tf_corpus
@@ -66,6 +67,8 @@ SCRIPTS: dict[str, tuple[Callable[[list[str]], int], str, Callable[[], Any], lis
     "train_transformer": (train_transformer.main, train_transformer.PROG, train_transformer.build_parser,
                           [["--env", "bandit", "--preset", "smoke", "--out", "o"], ["--resume", "--out", "o"]]),
     "paper": (paper.main, paper.PROG, paper.parser, [["--study", "s", "--out", "p"]]),
+    "teachers_report": (teachers_report.main, teachers_report.PROG, teachers_report.build_parser,
+                        [["--episodes", "100", "--pulls", "200"], ["--parts", "bandit", "--out", "o.json"]]),
     "mixture_identify": (mixture_identify.main, "python -m experiments.mixture_identify", mixture_identify.parser,
                          [["--env", "bandit", "--out", "o.json"], ["--env", "darkroom", "--size", "3", "--out", "o.json"]]),
 }
@@ -171,6 +174,7 @@ def _stub_work(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(tf_train, "train", _would_run)
     mp.setattr(paper, "build", _would_run)
     mp.setattr(mixture_identify, "run", _would_run)
+    mp.setattr(teachers_report, "measure", _would_run)
     # main() of train_transformer sets torch's thread count from --threads before its work starts.
     mp.setattr(torch, "set_num_threads", lambda n: None)
 
