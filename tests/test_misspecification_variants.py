@@ -30,6 +30,16 @@ WIDE = dict(variants=ALL, kind_budgets={k: 16 for k in ("Constant", "Stochastic"
             part_budgets={"init": 1, "alpha": 2, "target": 9, "gamma": 1, "explore": 16})
 
 
+class _ProgramTeacher(ProgramAgent):
+    """A program of the class run as a teacher by the recorder (which asks for values per obs)."""
+
+    def values(self, obs=None):
+        return None
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {"Q": self.Q.copy()}
+
+
 def _condition(base: Mixture, hist):
     mix = base.clone()
     with warnings.catch_warnings(record=True) as caught:
@@ -48,7 +58,7 @@ def test_false_alarm_rate_and_detection_wider_grammar():
     rows = []
     for i, cls in enumerate(rng.choice(sp.n_td, size=24, replace=False)):
         prog = sp.td_program(int(cls))
-        hist = record(ProgramAgent(prog, base.grammar, smoothing=base.smoothing, seed=i), env_id, env_kwargs=kw,
+        hist = record(_ProgramTeacher(prog, base.grammar, smoothing=base.smoothing, seed=i), env_id, env_kwargs=kw,
                       episodes=100, seed=i + 7)
         rep, fired = _condition(base, hist)
         rows.append((program_source(prog), rep["steps"], rep["regret_bits"], rep["allowance_bits"],

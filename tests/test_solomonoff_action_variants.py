@@ -7,7 +7,7 @@ write Q-learning (``learners.teachers.reference.TutorialQLearning``):
 * the numpy engine equals the reference semantics, and the compiled kernels the numpy engine,
   to 1e-12, on programs with every variant;
 * the program (reference semantics, numpy engine, compiled engine) equals the tutorial
-  teacher's action probabilities to 1e-12 (three forms of decay and ties);
+  teacher's action probabilities to 1e-12 (four forms of decay, both tie rules);
 * the mixture over the wider grammar identifies the teacher (KL < 0.01 bits over the last 500
   steps, class mass > 0.9, the per-sequence bound, no misspecification alarm).
 """
@@ -87,6 +87,7 @@ def test_numpy_engine_equals_reference_semantics():
     progs = [sp.td_program(i) for i in idx[eng.variant_order]]
     assert sum(p.explore.ties == "first" for p in progs) >= 20
     assert {p.explore.schedule.per for p in progs if p.explore.schedule} == {"episode", "step"}
+    assert {p.explore.schedule.shape for p in progs if p.explore.schedule} == {"exp", "linear", "exp_to_floor"}
     agents = [ProgramAgent(p, g, smoothing=SM) for p in progs]
     probe = probe_histories(EnvProfile(3, 4, episode_len=6, can_terminate=True, rewards=(0.0, 0.5, 1.0)),
                             n=1, length=400, seed=3)[0]
@@ -173,6 +174,9 @@ def _engine_probs(eng: TDEngine, hist) -> np.ndarray:
     # the gymnasium Blackjack tutorial's own form: linear per-episode decay to 0.1
     (dict(epsilon_decay=1 / 16, final_epsilon=0.1, decay="linear"), TUTORIAL.replace("exp_per_episode(1/4)", "linear_per_episode(1/16)").replace("1/8)", "1/10)")),
     (dict(epsilon_decay=1 / 200, decay="exp", per="step", ties="uniform"), UNIFORM.replace("exp_per_episode(1/4)", "exp_per_step(1/200)")),
+    # the Hugging Face Deep RL course's form: min + (max - min) exp(-decay_rate * episode), min 0.05
+    (dict(epsilon_decay=1 / 20, final_epsilon=0.05, decay="exp_to_floor"),
+     TUTORIAL.replace("exp_per_episode(1/4)", "exp_to_floor_per_episode(1/20)").replace("1/8)", "1/20)")),
 ])
 def test_program_is_the_tutorial_teacher(kw, src):
     hist = _history(60, **kw)

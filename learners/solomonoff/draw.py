@@ -51,7 +51,7 @@ def family_programs(grammar: Grammar, family: str, *, max_bits: float,
     gammas = [(None, 0)] if family == "BanditEpsGreedy" else C.unit_rationals(int(rest))
     explores = [Explore("greedy")] + [Explore("eps_greedy", v) for v, _ in C.unit_rationals(int(rest) - 2)]
     explores += [Explore(k, v) for k in ("softmax", "count_bonus") for v, _ in C.powers_of_two(int(rest) - 2)]
-    explores = [(e, explore_bits(e)) for e in explores if e.kind in explore_kinds]
+    explores = [(e, explore_bits(e, grammar.ties, grammar.schedules)) for e in explores if e.kind in explore_kinds]
     for i, bi in inits:
         for a, ba in alphas:
             if bi + ba > rest:
@@ -117,6 +117,9 @@ def teacher_for(program: Program, *, bandit: bool = False) -> tuple[str, dict[st
         raise ValueError("no registered teacher draws its next action before updating (order=act_first) or treats "
                          "a truncation as terminal (truncation=terminal)")
     e = program.explore
+    if e.ties != "uniform" or e.schedule is not None:
+        raise ValueError("no registered teacher breaks ties to the first index or decays epsilon "
+                         "(learners.teachers.reference.TutorialQLearning does)")
     if bandit:
         if linear_form(program.target).terminal_only().as_tuple()[:2] != (Fraction(1), Fraction(0)):
             raise ValueError("the bandit teacher's target is r")

@@ -33,7 +33,8 @@ import numpy as np
 
 from learners.solomonoff.grammar import Grammar
 from learners.solomonoff.prefix_code import KIND_TAG, codes_order, codes_truncation, explore_bits, iter_exprs
-from learners.solomonoff.syntax import (TD, UCB1, Constant, Explore, Leaf, LinearTarget, Schedule, Stochastic, Thompson,
+from learners.solomonoff.syntax import (SCHEDULE_SHAPES, TD, UCB1, Constant, Explore, Leaf, LinearTarget, Schedule,
+                                        Stochastic, Thompson,
                                         expr_has_gamma, linear_form)
 from theory import codes as C
 
@@ -187,7 +188,7 @@ def _schedules(max_bits: float) -> list[tuple[Fraction, Schedule | None]]:
     out: list[tuple[Fraction, Schedule | None]] = [(v, None) for v, _ in C.unit_rationals(int(max_bits - 1))]
     starts = [(Fraction(1), 2)] + [(v, 2 + b) for v, b in C.unit_rationals(int(max_bits - 2))]
     for eps0, b0 in starts:
-        room = max_bits - b0 - 2            # after start, per and shape
+        room = max_bits - b0 - 2            # after start, per and the shortest shape word
         n = 2
         while C.elias_gamma_bits(n - 1) + 1 <= room:
             left = room - C.elias_gamma_bits(n - 1)
@@ -197,7 +198,7 @@ def _schedules(max_bits: float) -> list[tuple[Fraction, Schedule | None]]:
                 floors.append(Fraction(1, m))
                 m += 1
             for per in ("episode", "step"):
-                for shape in ("exp", "linear"):
+                for shape in SCHEDULE_SHAPES:     # (too long ones are dropped by ``action_rules``)
                     out += [(eps0, Schedule(per, shape, Fraction(1, n), f)) for f in floors if f < eps0]
             n += 1
     return out

@@ -11,7 +11,8 @@ from fractions import Fraction
 
 from learners.solomonoff.printer import expr_source
 from learners.solomonoff.syntax import (CANONICAL_TREE, TD, TD_NAMES, UCB1, Add, Const, Constant, Cyclic, Explore, Expr, Schedule,
-                                        Leaf, Program, Reactive, Stochastic, Sub, Thompson, expr_has_gamma, linear_form)
+                                        Leaf, Program, Reactive, SCHEDULE_SHAPES, Stochastic, Sub, Thompson, expr_has_gamma,
+                                        linear_form)
 
 F = Fraction
 
@@ -255,12 +256,13 @@ def _explore_arg(tk: _Tokens, ties: str = "uniform", schedule: Schedule | None =
         raise ProgramParseError(f"{e} in {tk.text!r}") from None
 
 
-DECAYS = tuple(f"{shape}_per_{per}" for shape in ("exp", "linear") for per in ("episode", "step"))
+DECAYS = tuple(f"{shape}_per_{per}" for shape in SCHEDULE_SHAPES for per in ("episode", "step"))
 
 
 def _schedule_arg(tk: _Tokens, kw: dict, name: str) -> Schedule | None:
     """``eps_decay=exp_per_episode(1/200)`` (eps *= 1 - 1/200 after each episode; also
-    ``exp_per_step``, ``linear_per_episode``, ``linear_per_step``: eps -= rate) and
+    ``exp_per_step``, ``linear_per_episode``, ``linear_per_step``: eps -= rate;
+    ``exp_to_floor_per_episode`` / ``_per_step``: floor + (start - floor) exp(-rate k)) and
     ``eps_floor=1/10`` (default 0)."""
     if "eps_decay" not in kw:
         if "eps_floor" in kw:

@@ -110,14 +110,17 @@ def _reciprocal_decode(bits: str, pos: int) -> tuple[Fraction, int]:
     return Fraction(1, m + 1), p
 
 
+SHAPE_TAG = {"exp": "0", "linear": "10", "exp_to_floor": "11"}
+
+
 def schedule_encode(eps0: Fraction, sch: Schedule | None) -> str:
     """The epsilon word of a grammar with the ``eps_schedule`` variant: '0' + eps (constant) |
-    '1' + start ('0' = 1 | '1' + eps) + per ('0' episode | '1' step) + shape ('0' exp | '1'
-    linear) + rate 1/n + floor ('0' = 0 | '1' + 1/n)."""
+    '1' + start ('0' = 1 | '1' + eps) + per ('0' episode | '1' step) + shape ('0' exp | '10'
+    linear | '11' exp_to_floor) + rate 1/n + floor ('0' = 0 | '1' + 1/n)."""
     if sch is None:
         return "0" + C.unit_rational_encode(eps0)
     return ("1" + ("0" if eps0 == 1 else "1" + C.unit_rational_encode(eps0))
-            + ("0" if sch.per == "episode" else "1") + ("0" if sch.shape == "exp" else "1")
+            + ("0" if sch.per == "episode" else "1") + SHAPE_TAG[sch.shape]
             + _reciprocal_encode(sch.rate) + ("0" if sch.floor == 0 else "1" + _reciprocal_encode(sch.floor)))
 
 
@@ -135,8 +138,12 @@ def schedule_decode(bits: str, pos: int) -> tuple[Fraction, Schedule | None, int
         eps0, p = C.unit_rational_decode(bits, p + 1)
     else:
         eps0, p = Fraction(1), p + 1
-    per, shape = ("step" if bit(p) else "episode"), ("linear" if bit(p + 1) else "exp")
-    rate, p = _reciprocal_decode(bits, p + 2)
+    per = "step" if bit(p) else "episode"
+    if not bit(p + 1):
+        shape, p = "exp", p + 2
+    else:
+        shape, p = ("exp_to_floor" if bit(p + 2) else "linear"), p + 3
+    rate, p = _reciprocal_decode(bits, p)
     floor = Fraction(0)
     if bit(p):
         floor, p = _reciprocal_decode(bits, p + 1)

@@ -78,6 +78,7 @@ class ProgramAgent(SampledAgent):
             self.first = p.explore.ties == "first"
             self.schedule = p.explore.schedule
             self.param_prev = self.param   # the policy of the step whose update is pending
+            self.decays = 0
         elif isinstance(p, UCB1):
             self.N = np.zeros((S, A), dtype=np.int64)
             self.sum = np.zeros((S, A))
@@ -163,7 +164,8 @@ class ProgramAgent(SampledAgent):
             self.param_prev = self.param
             sch = self.schedule
             if sch is not None and (sch.per == "step" or term or trunc):
-                self.param = sch.decay(self.param)
+                self.decays += 1
+                self.param = sch.decay(self.param, float(p.explore.param), self.decays)
         elif isinstance(p, UCB1):
             self.N[s, a] += 1
             self.sum[s, a] += r

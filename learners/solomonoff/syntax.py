@@ -28,6 +28,8 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Union
 
+import numpy as np
+
 from theory import codes as C
 
 F = Fraction
@@ -131,7 +133,7 @@ def expr_has_gamma(e: Expr) -> bool:
 EXPLORE_KINDS = ("greedy", "eps_greedy", "softmax", "count_bonus")
 TIES = ("uniform", "first")
 SCHEDULE_PER = ("episode", "step")
-SCHEDULE_SHAPES = ("exp", "linear")
+SCHEDULE_SHAPES = ("exp", "linear", "exp_to_floor")
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,10 @@ class Schedule:
     """How epsilon decays: after every ``per`` ('episode': each episode end; 'step': each step),
     ``eps <- max(floor, eps * (1 - rate))`` ('exp') or ``max(floor, eps - rate)`` ('linear'), in
     that order of float operations (as ``epsilon = max(final_epsilon, epsilon - decay)`` is
-    written). The action at step t is drawn with epsilon after the decays of the steps (or
-    episodes) before t; an update uses the epsilon its step's action was drawn with."""
+    written), or, after k decays, ``floor + (start - floor) * exp(-rate * k)`` ('exp_to_floor',
+    as ``min_epsilon + (max_epsilon - min_epsilon) * np.exp(-decay_rate * episode)`` is). The
+    action at step t is drawn with epsilon after the decays of the steps (or episodes) before t;
+    an update uses the epsilon its step's action was drawn with."""
 
     per: str
     shape: str
@@ -155,8 +159,11 @@ class Schedule:
         if not (0 <= self.floor < 1 and (self.floor == 0 or self.floor.numerator == 1)):
             raise ValueError(f"epsilon floor must be 0 or 1/n with n >= 2, got {self.floor}")
 
-    def decay(self, eps: float) -> float:
-        """One decay, in the float operations the engines and reference teachers use."""
+    def decay(self, eps: float, start: float, k: int) -> float:
+        """Epsilon after the k-th decay (``eps``: after the one before), in the float operations
+        the engines and the reference teachers use."""
+        if self.shape == "exp_to_floor":
+            return float(self.floor) + (start - float(self.floor)) * float(np.exp(-float(self.rate) * k))
         e = eps * float(1 - self.rate) if self.shape == "exp" else eps - float(self.rate)
         return max(float(self.floor), e)
 

@@ -14,7 +14,9 @@ tutorials) write it::
 
 so ties go to the first maximal action (``np.argmax``), and epsilon decays linearly after every
 episode down to a floor; ``decay="exp"`` multiplies instead (``epsilon * 0.995``, the other
-common form), ``per="step"`` decays after every step.
+common form), ``decay="exp_to_floor"`` recomputes it as the Hugging Face Deep RL course's
+FrozenLake / Taxi agent does (``min_epsilon + (max_epsilon - min_epsilon) * np.exp(-decay_rate
+* episode)``), ``per="step"`` decays after every step.
 """
 from __future__ import annotations
 
@@ -33,8 +35,8 @@ class TutorialQLearning:
     def __init__(self, n_states: int, n_actions: int, *, alpha: float, gamma: float, epsilon: float,
                  epsilon_decay: float, final_epsilon: float, decay: str = "linear", per: str = "episode",
                  ties: str = "first", seed: int = 0):
-        if decay not in ("linear", "exp") or per not in ("episode", "step") or ties not in ("first", "uniform"):
-            raise ValueError(f"decay {decay!r} (linear, exp), per {per!r} (episode, step), ties {ties!r} (first, uniform)")
+        if decay not in ("linear", "exp", "exp_to_floor") or per not in ("episode", "step") or ties not in ("first", "uniform"):
+            raise ValueError(f"decay {decay!r} (linear, exp, exp_to_floor), per {per!r} (episode, step), ties {ties!r} (first, uniform)")
         self.Q = np.zeros((n_states, n_actions))
         self.n_actions, self.alpha, self.gamma = n_actions, alpha, gamma
         self.epsilon, self.final_epsilon, self.decay, self.per, self.ties = epsilon, final_epsilon, decay, per, ties
@@ -42,6 +44,7 @@ class TutorialQLearning:
         n = round(1.0 / epsilon_decay)
         self.factor = (n - 1) / n
         self.epsilon_decay = epsilon_decay
+        self.max_epsilon, self.decays = epsilon, 0
         self.rng = np.random.default_rng(seed)
 
     def action_probs(self, obs) -> np.ndarray:
@@ -63,6 +66,11 @@ class TutorialQLearning:
         target = r if t.terminated else r + self.gamma * np.max(self.Q[s2])
         self.Q[s, a] += self.alpha * (target - self.Q[s, a])
         if self.per == "step" or t.terminated or t.truncated:
+            self.decays += 1
+            if self.decay == "exp_to_floor":
+                self.epsilon = self.final_epsilon + (self.max_epsilon - self.final_epsilon) * np.exp(
+                    -self.epsilon_decay * self.decays)
+                return
             e = self.epsilon * self.factor if self.decay == "exp" else self.epsilon - self.epsilon_decay
             self.epsilon = max(self.final_epsilon, e)
 

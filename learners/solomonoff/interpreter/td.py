@@ -23,7 +23,7 @@ class TDEngine(Compiled):
     (0/1/2), param (epsilon, 0 for greedy; temperature; bonus c). Optional, for the grammar's
     variants (``hypotheses.RULE_FIELDS``): per row ``first`` (eps-greedy ties to the first
     index) and the epsilon schedule ``sched_per`` (0 constant, 1 per episode, 2 per step),
-    ``sched_shape`` (0 exp, 1 linear), ``sched_rate``, ``sched_floor``; the same fields with a
+    ``sched_shape`` (0 exp, 1 linear, 2 exp_to_floor), ``sched_rate``, ``sched_floor``; the same fields with a
     ``pi_`` prefix per table, for the policy its target uses. A scheduled epsilon is state:
     it decays after each transition (``_decay``).
 
@@ -374,13 +374,14 @@ class TDEngine(Compiled):
         g["eps_each"][:] = g["param"] / A
         g["greedy_mass"][:] = 1.0 - g["param"]
 
-    @staticmethod
-    def _decayed(eps: np.ndarray, sched: dict[str, np.ndarray], idx: np.ndarray) -> np.ndarray:
+    def _decayed(self, eps: np.ndarray, start: np.ndarray, sched: dict[str, np.ndarray], idx: np.ndarray) -> np.ndarray:
         """One decay of each epsilon (``syntax.Schedule.decay``: the same float operations; the
         exponential factor (n - 1) / n is correctly rounded, as a literal like 0.995 is)."""
-        rate = sched["rate"][idx]
+        rate, floor, shape = sched["rate"][idx], sched["floor"][idx], sched["shape"][idx]
         n = np.round(1.0 / np.where(rate > 0, rate, 1.0))
-        return np.maximum(sched["floor"][idx], np.where(sched["shape"][idx] == 0, eps * ((n - 1.0) / n), eps - rate))
+        k = np.where(sched["per"][idx] == 2, self.clock[0], self.clock[1]).astype(np.float64)
+        to_floor = floor + (start - floor) * np.exp(-rate * k)
+        return np.where(shape == 2, to_floor, np.maximum(floor, np.where(shape == 0, eps * ((n - 1.0) / n), eps - rate)))
 
     def _decay(self, episode_end: bool) -> None:
         """After a transition: every per-step schedule decays once, per-episode ones at an
@@ -394,14 +395,14 @@ class TDEngine(Compiled):
             due = on[(sc["per"][on] == 2) | episode_end]
             if due.size:
                 cur = g["lut_eps"].copy()
-                cur[due] = self._decayed(cur[due], sc, due)
+                cur[due] = self._decayed(cur[due], g["lut_eps0"][due], sc, due)
                 self._set_eps(g, cur, due)
         self.pi_param_prev[:] = self.pi_param
         on = self.t_sched["on"]
         if on.size:
             due = on[(self.t_sched["per"][on] == 2) | episode_end]
             if due.size:
-                self.pi_param[due] = self._decayed(self.pi_param[due], self.t_sched, due)
+                self.pi_param[due] = self._decayed(self.pi_param[due], self.pi_param0[due], self.t_sched, due)
 
     def state_dict(self) -> dict[str, Any]:
         return {"Q": self.Q.copy(), "N": self.N.copy(), "pending": self.pending, "clock": list(self.clock)}
