@@ -73,17 +73,19 @@ machine-learning-book grid-world agent; FrozenLake / CliffWalking tutorials and 
 * epsilon schedules -- constant (the book, dennybritz); linear per episode to a floor (the
   gymnasium tutorial: ``max(final_epsilon, epsilon - epsilon_decay)``, start 1); exponential
   per episode or step with a floor (``max(epsilon_min, epsilon * 0.995)``: rasbt, yrlu, many
-  gists); linear per step (DQN-style ``LinearSchedule``): ``eps_schedule`` covers all four with
-  rates 1/n and floors 0 or 1/n;
+  gists); exponential towards a floor, ``min + (max - min) exp(-decay_rate * episode)`` (the
+  Hugging Face Deep RL course's FrozenLake / Taxi agent and the tutorials that copy it);
+  linear per step (DQN-style ``LinearSchedule``): ``eps_schedule`` covers them all, per
+  episode or per step, with rates 1/n and floors 0 or 1/n;
 * already in the plain grammar -- optimistic initial values (``init``, any signed rational),
   the sample-average step size ``1/n(s, a)`` (per state-action pair), UCB's constant (UCB1's
   ``c``, any positive rational) and the Beta prior of Thompson sampling (integer
   ``prior_alpha``, ``prior_beta``).
 
-Not covered, and why: the exponential schedule towards a floor ``min + (max - min) e^{-k t}``
-(a FrozenLake-tutorial form: its factor is not a rational code word -- such a teacher is caught
-by the misspecification check); global (per-step or per-episode) step-size schedules, rare in
-the surveyed tabular code; ties broken at random *per call* by a different rule than the
+Not covered, and why: rates and floors that are not 1/n (e.g. ``0.9 / 500``; a teacher with
+one is caught by the misspecification check); global (per-step or per-episode) step-size
+schedules, rare in the surveyed tabular code (where they appear they take the exp-to-floor
+form of epsilon's); ties broken uniformly by the sampling of a different argmax than the
 action rule's. Bootstrapping the last step of a truncated episode on a drawn, never-taken next
 action (SARSA written as ``a2 = choose(s2); update(Q[s2, a2])`` also at a time limit) is not a
 function of the recorded history: the drawn action is a latent variable. A program that
@@ -131,7 +133,8 @@ class Grammar:
       (``np.argmax``);
     * ``"eps_schedule"`` -- epsilon that decays: eps_greedy's parameter becomes '0' + a constant
       epsilon (the plain grammar's, one bit longer) or '1' + a schedule (``Schedule``: start,
-      per episode or step, exponential or linear, rate 1/n, floor 0 or 1/n)."""
+      per episode or step, exponential, linear or exponential towards the floor, rate 1/n,
+      floor 0 or 1/n)."""
 
     n_states: int
     n_actions: int
