@@ -1,0 +1,125 @@
+"""The grammar as a typed graph: program counts by dynamic programming equal the enumeration, the
+closed forms equal the dynamic programme, and the bound built on the counts is the numeric bound."""
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+import pytest
+
+from learners.solomonoff import Grammar, enumerate_programs
+from theory import bounds, codes as C, counts as TC, grammar_graph as GG, symbolic as S
+
+GRAMMARS = {
+    "bandit5": Grammar(1, 5, bandit=True),
+    "bandit2": Grammar(1, 2, bandit=True),
+    "one_state_episodic": Grammar(1, 3),
+    "darkroom5": Grammar(25, 5),
+    "darkroom9": Grammar(81, 5),
+    "variants": Grammar(9, 4, variants=("act_first", "truncation")),
+    "truncation_binary": Grammar(3, 2, variants=("truncation",)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRAMMARS))
+def test_dp_counts_equal_enumeration_at_every_length(name):
+    g = GRAMMARS[name]
+    for budget in (9, 14, 20):
+        dp = GG.grammar_counts(g, budget)
+        enum = enumerate_programs(g, budget).counts
+        assert set(dp) == set(enum), (budget, set(dp) ^ set(enum))
+        for kind in enum:
+            assert dp[kind] == enum[kind], (kind, budget)
+        assert sum(map(sum, dp.values())) == enumerate_programs(g, budget).n_code_words
+
+
+def test_graph_is_typed_and_recursive_where_the_grammar_is():
+    G = GG.grammar_graph(GRAMMARS["variants"], 16)
+    assert isinstance(G, nx.DiGraph)
+    kinds = {d["kind"] for _, d in G.nodes(data=True)}
+    assert kinds == {"nonterminal", "production", "choice"}
+    # every edge from a nonterminal goes to a production; every production's parts are nodes
+    for u, v in G.edges:
+        if G.nodes[u]["kind"] == "nonterminal":
+            assert G.nodes[v]["kind"] == "production"
+    assert {G.nodes[p]["label"] for p in G.successors("Program")} == set(GRAMMARS["variants"].kinds())
+    # expressions are typed by what they contain, and each type is recursive (a type is reached
+    # only from itself and the types it contains: Add(Expr[], Expr[]) is plain, Add(., Expr[g]) is not)
+    expr = {n for n, d in G.nodes(data=True) if d.get("type") == "Expr"}
+    assert expr == {"Expr[]", "Expr[g]", "Expr[gn]"}
+    cyclic = [c for c in nx.strongly_connected_components(G) if len(c) > 1]
+    assert all(any(e in c for c in cyclic) for e in expr)
+    assert not any(len(expr & c) > 1 for c in cyclic)
+    # an Add of a plain and a g-typed tree is a g-typed tree
+    assert G.has_edge("Expr[g]", "Expr[g]:Add(Expr[],Expr[g])")
+
+
+def test_variant_bits_follow_the_expression_type():
+    """With both variants, a target with a g-term but no Q(s',a') carries an order and a
+    truncation bit: the TD counts double twice for it, and the enumerator agrees."""
+    plain, both = Grammar(9, 4), Grammar(9, 4, variants=("act_first", "truncation"))
+    cp = GG.program_counts(GG.grammar_graph(plain, 18), 18)
+    cb = GG.program_counts(GG.grammar_graph(both, 18), 18)
+    # the same trees, typed the same way
+    assert cp["Expr[g]"] == cb["Expr[g]"]
+    # Q-learning's block: tree 7 bits (r + g max) -> 9 with both bits; the gamma code follows
+    assert min(cb["TargetBlock:Expr[g]"]) == min(cp["TargetBlock:Expr[g]"]) + 2
+    assert min(cb["TargetBlock:Expr[gn]"]) == min(cp["TargetBlock:Expr[gn]"]) + 1  # SARSA: truncation bit only
+    assert min(cb["TargetBlock:Expr[]"]) == min(cp["TargetBlock:Expr[]"]) + 1     # r only: order bit only
+
+
+def test_closed_forms_equal_the_dynamic_programme():
+    B = 18
+    val = GG.program_counts(GG.grammar_graph(GRAMMARS["darkroom5"], B), B)
+    iv = lambda n: GG.integer_vector(val[n], B)  # noqa: E731
+    assert GG.series_counts(GG.gamma_gf(), B) == iv("EliasGamma")
+    assert GG.series_counts(GG.positive_rational_gf(), B) == iv("PositiveRational")
+    assert GG.series_counts(GG.signed_rational_gf(), B) == iv("SignedRational")
+    assert GG.series_counts(GG.power_of_two_gf(), B) == iv("PowerOfTwo")
+    trees = [sum(v) for v in zip(*(iv(n) for n in ("Expr[]", "Expr[g]", "Expr[gn]")))]
+    assert GG.series_counts(GG.expression_gf(), B) == trees
+    # and against the codes' own enumerators
+    assert GG.series_counts(GG.signed_rational_gf(), B) == TC.length_counts([b for _, b in C.signed_rationals(B)], B)
+    assert GG.series_counts(GG.power_of_two_gf(), B) == TC.length_counts([b for _, b in C.powers_of_two(B)], B)
+    assert iv("UnitRational") == TC.length_counts([b for _, b in C.unit_rationals(B)], B)
+
+
+def test_codes_are_complete_and_trees_grow_below_two_per_bit():
+    for gf in (GG.gamma_gf(), GG.positive_rational_gf(), GG.signed_rational_gf(), GG.power_of_two_gf(),
+               GG.expression_gf()):
+        assert GG.kraft_mass(gf) == 1
+    rate = GG.expression_growth_rate()
+    assert 1.5 < rate < 2.0
+    c = GG.series_counts(GG.expression_gf(), 50)
+    assert abs((c[50] / c[40]) ** 0.1 / rate - 1) < 0.05
+
+
+def test_symbolic_bound_on_the_counts_is_the_numeric_bound():
+    g, B = GRAMMARS["bandit5"], 11  # every program of the bandit grammar is listed (no family outgrows B)
+    space = enumerate_programs(g, B)
+    total = GG.total_counts(GG.kind_counts(GG.grammar_graph(g, B), B))
+    log2Z = GG.log2_kraft_mass(total)
+    assert log2Z == pytest.approx(space.log2_normaliser(), abs=1e-9)
+    assert log2Z < 0
+    lengths = [l for l, n in total.items() for _ in range(n)]
+    log2Z_sym = S.log2_normaliser(lengths)
+    assert float(log2Z_sym) == pytest.approx(log2Z, abs=1e-9)
+    L_raw, l_bits, n_steps, eps = 37.5, 9.0, 400, 0.01
+    sym = S.evaluate(S.per_sequence_bound(smoothed=False).subs(S.log2Z, log2Z_sym),
+                     {"L": L_raw, "l": l_bits, "n": n_steps, "eps": eps})
+    num = bounds.per_sequence_bound(L_raw, l_bits, log2Z, n_steps=n_steps, smoothing_eps=eps, smoothed=False)
+    assert sym == pytest.approx(float(num), rel=1e-12)
+
+
+def test_unknown_kind_is_an_error_not_a_miscount():
+    class Wider(Grammar):
+        def kinds(self):
+            return super().kinds() + ("Decaying",)
+
+    with pytest.raises(GG.GrammarGraphError, match="Decaying"):
+        GG.grammar_graph(Wider(4, 2), 12)
+
+
+def test_counts_by_ceil_bits_bins_like_the_enumerator():
+    assert GG.counts_by_ceil_bits({3.0: 2, 3.2: 1, 4.0: 5}, 4) == [0, 0, 0, 2, 6]
+    assert math.isclose(GG.log2_kraft_mass({1.0: 2}), 0.0)
