@@ -44,12 +44,13 @@ import numpy as np
 
 from experiments.cli import UsageError, fail, parse_kv, write_json_atomic
 from experiments.protocol import UniformRandom, score_predictions, teacher_from_history
+from experiments.study.questions import Measured
 from experiments.study.stats import interval
 from learners.errors import CheckpointError, HistoryFitError
-from learners.files import read_json, read_npy_header
 from learners.history import HistoryError, LearningHistory
 from learners.protocols import Transition, sample_action
 from learners.provenance import run_info
+from learners.transformer.atari import open_history
 
 PROG = "python -m experiments.atari_eval"
 
@@ -57,45 +58,6 @@ PROG = "python -m experiments.atari_eval"
 # ---------------------------------------------------------------------------------------------
 # Histories
 # ---------------------------------------------------------------------------------------------
-def open_history(path: str | Path, steps: int | None = None) -> LearningHistory:
-    """A complete history (memory-mapped), or the rows a killed recording (``<dir>.partial``)
-    has written so far, read-only; cut to its first ``steps`` steps when given."""
-    p = Path(path)
-    if (p / "manifest.json").exists():
-        h = LearningHistory.load(p, verify=False)
-    elif (p / "partial.json").exists():
-        rows = int(read_json(p / "partial.json", HistoryError)["rows"])
-        cols = {}
-        for c in ("obs", "action", "reward", "terminated", "truncated", "episode", "teacher_probs", "segment"):
-            dt, shape, _, off = read_npy_header(p / f"{c}.npy", HistoryError)
-            cols[c] = np.memmap(p / f"{c}.npy", dtype=dt, mode="r", offset=off, shape=(rows, *shape[1:]))
-        rows = int(np.flatnonzero(np.asarray(cols["terminated"]) | np.asarray(cols["truncated"]))[-1]) + 1  # whole episodes
-        env_id = p.name.split("-")[0]
-        h = LearningHistory(obs=cols["obs"][:rows], action=cols["action"][:rows], reward=cols["reward"][:rows],
-                            terminated=cols["terminated"][:rows], truncated=cols["truncated"][:rows],
-                            episode=cols["episode"][:rows], teacher_probs=cols["teacher_probs"][:rows],
-                            segment=cols["segment"][:rows], teacher_values=None, final_obs_step=np.zeros(0, np.int64),
-                            final_obs=np.zeros((0, 84, 84), np.uint8),
-                            metadata={"env_id": _partial_env(p, env_id), "frames_key": f"partial-{p.name}"}, path=None)
-    else:
-        raise HistoryError(f"{p} is not a history (no manifest.json or partial.json)")
-    if steps is not None and steps < len(h):
-        h = h.truncate(int(steps))
-    return h
-
-
-def _partial_env(p: Path, guess: str) -> str:
-    st = p / "checkpoint" / "state.json"
-    if st.exists():
-        try:
-            segs = json.loads(st.read_text()).get("metadata", {}).get("cli", {}).get("segments")
-            if segs:
-                return segs[0]["env"]
-        except (json.JSONDecodeError, AttributeError, KeyError, TypeError):
-            pass
-    return {"breakout": "ALE/Breakout-v5", "spaceinvaders": "ALE/SpaceInvaders-v5"}.get(guess.lower(), "ALE/Breakout-v5")
-
-
 # ---------------------------------------------------------------------------------------------
 # Acting for a number of steps (Atari episodes have no fixed length)
 # ---------------------------------------------------------------------------------------------
@@ -182,7 +144,22 @@ def _row(question: str, who: str, metric: str, values: Any, *, T: int | None = N
     else:
         point, lo, hi = interval("mean", v[:, None], resamples=2000)  # windows / episodes as the resampled units
     return {"question": question, "imitator": who, "variant": variant, "metric": metric, "T": T, "value": point,
-            "low": lo, "high": hi, "n": int(len(v)), **(extra or {})}
+            "low": lo, "high": hi, "n": int(len(v)), "values": [float(x) for x in v], **(extra or {})}
+
+
+def to_measured(rows: list[dict[str, Any]], who: str, variant: str = "") -> Measured:
+    """The rows of one imitator (and variant) as the study's ``Measured`` (per-unit components,
+    so the study's summary can bootstrap them): the hook an Atari rung of the study calls."""
+    m = Measured()
+    for r in rows:
+        if r["imitator"] != who or r["variant"] != variant:
+            continue
+        name = r["metric"] + (f"_decile{r['decile']}" if "decile" in r else "")
+        if r["metric"] == "continuation_ratio":
+            m.ratio(name, r["T"], [r["num"]], [r["den"]])
+        elif r.get("values"):
+            m.mean(name, r["T"], r["values"])
+    return m
 
 
 def _mean_last(returns: list[float], w: int) -> float:
@@ -260,7 +237,7 @@ def q2(agents: dict[str, Any], h: LearningHistory, T: int, *, k: int, window: in
         rows.append(_row("Q2", who, "return_kT", res["returns"][-window:], T=T, variant=variant))
         rows.append({"question": "Q2", "imitator": who, "variant": variant, "metric": "continuation_ratio", "T": T,
                      "value": ratio, "low": float("nan"), "high": float("nan"), "n": len(res["returns"]),
-                     "teacher_gain": R_kT - R_T, "episodes": len(res["returns"])})
+                     "num": R_im - R_T, "den": R_kT - R_T, "teacher_gain": R_kT - R_T, "episodes": len(res["returns"])})
     return rows
 
 

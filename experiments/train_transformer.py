@@ -171,8 +171,9 @@ def resolve_atari(args: argparse.Namespace) -> dict[str, Any]:
     if spec.get("val_history"):
         spec["val_history"] = str(Path(spec["val_history"]).resolve())
     for h in spec["histories"] + ([spec["val_history"]] if spec.get("val_history") else []):
-        if not (Path(h) / "manifest.json").exists():
-            raise UsageError(f"{h} is not a complete history (no manifest.json)")
+        if not (Path(h) / "manifest.json").exists() and not (h == spec.get("val_history") and (Path(h) / "partial.json").exists()):
+            raise UsageError(f"{h} is not a complete history (no manifest.json; only --val-history may be a killed "
+                             "recording's .partial)")
     cfg["train"].update(config_overrides(args, TrainConfig))
     if args.expert and not cfg["train"].get("last_episodes"):
         cfg["train"]["last_episodes"] = EXPERT_LAST_EPISODES["atari"]

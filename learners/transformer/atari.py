@@ -25,6 +25,7 @@ One token per step, as on the toy rungs (``model.py``)::
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -37,8 +38,8 @@ import torch
 
 from envs.atari import FULL_ACTIONS, PROTOCOL, episode_starts, frame_stacks
 from learners.errors import HistoryFitError
-from learners.files import read_json
-from learners.history import LearningHistory
+from learners.files import read_json, read_npy_header
+from learners.history import HistoryError, LearningHistory
 from learners.protocols import SampledAgent, Transition
 from learners.transformer.agent import TransformerImitator
 from learners.transformer.data import PackedStore
@@ -123,6 +124,45 @@ def full_set_columns(h: LearningHistory, game: str) -> tuple[np.ndarray, np.ndar
 # ---------------------------------------------------------------------------------------------
 # Training stores: views over memory-mapped histories
 # ---------------------------------------------------------------------------------------------
+def open_history(path: str | Path, steps: int | None = None) -> LearningHistory:
+    """A complete history (memory-mapped), or the rows a killed recording (``<dir>.partial``)
+    has written so far, read-only; cut to its first ``steps`` steps when given."""
+    p = Path(path)
+    if (p / "manifest.json").exists():
+        h = LearningHistory.load(p, verify=False)
+    elif (p / "partial.json").exists():
+        rows = int(read_json(p / "partial.json", HistoryError)["rows"])
+        cols = {}
+        for c in ("obs", "action", "reward", "terminated", "truncated", "episode", "teacher_probs", "segment"):
+            dt, shape, _, off = read_npy_header(p / f"{c}.npy", HistoryError)
+            cols[c] = np.memmap(p / f"{c}.npy", dtype=dt, mode="r", offset=off, shape=(rows, *shape[1:]))
+        rows = int(np.flatnonzero(np.asarray(cols["terminated"]) | np.asarray(cols["truncated"]))[-1]) + 1  # whole episodes
+        env_id = p.name.split("-")[0]
+        h = LearningHistory(obs=cols["obs"][:rows], action=cols["action"][:rows], reward=cols["reward"][:rows],
+                            terminated=cols["terminated"][:rows], truncated=cols["truncated"][:rows],
+                            episode=cols["episode"][:rows], teacher_probs=cols["teacher_probs"][:rows],
+                            segment=cols["segment"][:rows], teacher_values=None, final_obs_step=np.zeros(0, np.int64),
+                            final_obs=np.zeros((0, 84, 84), np.uint8),
+                            metadata={"env_id": _partial_env(p, env_id), "frames_key": f"partial-{p.name}-{rows}"}, path=None)
+    else:
+        raise HistoryError(f"{p} is not a history (no manifest.json or partial.json)")
+    if steps is not None and steps < len(h):
+        h = h.truncate(int(steps))
+    return h
+
+
+def _partial_env(p: Path, guess: str) -> str:
+    st = p / "checkpoint" / "state.json"
+    if st.exists():
+        try:
+            segs = json.loads(st.read_text()).get("metadata", {}).get("cli", {}).get("segments")
+            if segs:
+                return segs[0]["env"]
+        except (json.JSONDecodeError, AttributeError, KeyError, TypeError):
+            pass
+    return {"breakout": "ALE/Breakout-v5", "spaceinvaders": "ALE/SpaceInvaders-v5"}.get(guess.lower(), "ALE/Breakout-v5")
+
+
 class ConcatColumn:
     """Row-wise concatenation of arrays (memory maps) without copying; fancy indexing reads
     only the rows asked for."""
@@ -166,7 +206,7 @@ class AtariHistory:
     @classmethod
     def open(cls, path: str | Path | LearningHistory, *, first_steps: int | None = None,
              last_episodes: int | None = None) -> "AtariHistory":
-        h = path if isinstance(path, LearningHistory) else LearningHistory.load(path, verify=False)
+        h = path if isinstance(path, LearningHistory) else open_history(path)
         check_frames(h)
         games = history_games(h)
         action, probs = full_set_columns(h, games[0])
@@ -487,6 +527,6 @@ class AtariImitator(SampledAgent):
 
 __all__ = ["ENCODERS", "HELD_OUT_GAMES", "ACTION_SET", "AtariFitError", "ActionSetError", "EncoderSawGameError",
            "game_of", "history_games", "full_action_map", "check_frames", "full_set_columns", "ConcatColumn",
-           "AtariHistory", "view_store", "embedding_parts", "AtariInfo", "check_training_games", "check_game_for",
+           "AtariHistory", "open_history", "view_store", "embedding_parts", "AtariInfo", "check_training_games", "check_game_for",
            "check_action_set", "AtariImitator", "AtariSpec", "AtariData", "prepare_atari", "stack_sampler",
            "model_fields"]
