@@ -272,16 +272,24 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, DataError) as e:
         fail(PROG, str(e))
     finally:
-        if dist.world > 1:
-            import torch.distributed as tdist
-
-            if tdist.is_initialized():
-                tdist.destroy_process_group()
+        _end_distributed(dist)
     if dist.main:
-        last = res.log[-1] if res.log else {}
-        print(json.dumps({"run": str(out), "step": res.step, "loss": last.get("loss"), "kl_bits": last.get("kl_bits"),
-                          "val_kl_bits": last.get("val_kl_bits")}))
+        _print_result(out, res)
     return 0
+
+
+def _end_distributed(dist: Any) -> None:
+    if dist.world > 1:
+        import torch.distributed as tdist
+
+        if tdist.is_initialized():
+            tdist.destroy_process_group()
+
+
+def _print_result(out: Path, res: Any) -> None:
+    last = res.log[-1] if res.log else {}
+    print(json.dumps({"run": str(out), "step": res.step, "loss": last.get("loss"), "kl_bits": last.get("kl_bits"),
+                      "val_kl_bits": last.get("val_kl_bits")}))
 
 
 def _main_atari(cfg: dict[str, Any], args: argparse.Namespace, out: Path, model_cfg: Any, train_cfg: Any, cache: Path,
@@ -321,15 +329,9 @@ def _main_atari(cfg: dict[str, Any], args: argparse.Namespace, out: Path, model_
     except (CheckpointError, DataError, HistoryError, HistoryFitError) as e:
         fail(PROG, " ".join(str(e).split()))
     finally:
-        if dist.world > 1:
-            import torch.distributed as tdist
-
-            if tdist.is_initialized():
-                tdist.destroy_process_group()
+        _end_distributed(dist)
     if dist.main:
-        last_row = res.log[-1] if res.log else {}
-        print(json.dumps({"run": str(out), "step": res.step, "loss": last_row.get("loss"),
-                          "kl_bits": last_row.get("kl_bits"), "val_kl_bits": last_row.get("val_kl_bits")}))
+        _print_result(out, res)
     return 0
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from experiments.benchmarks.transformer import _timed
 from experiments.cli import UsageError
 
 
@@ -46,15 +47,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--history-steps", type=int, default=1_000_000, help="steps of the memory-mapped history (default: 10^6)")
     p.add_argument("--act-steps", type=int, default=300, help="minimum acting steps per agent (default: 300)")
     p.add_argument("--seed", type=int, default=0)
-
-
-def _timed(fn, seconds: float, min_iters: int = 3) -> tuple[float, int]:
-    fn()  # warm-up
-    n, t0 = 0, time.perf_counter()
-    while n < min_iters or time.perf_counter() - t0 < seconds:
-        fn()
-        n += 1
-    return time.perf_counter() - t0, n
 
 
 def _cnn_forward_macs(model: Any) -> float:
