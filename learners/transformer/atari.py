@@ -25,7 +25,6 @@ One token per step, as on the toy rungs (``model.py``)::
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -34,13 +33,15 @@ from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from envs.atari import FULL_ACTIONS, PROTOCOL, episode_starts, frame_stacks
 from learners.errors import HistoryFitError
-from learners.files import read_json, read_npy_header
+from learners.checkpoint import load_state
+from learners.files import read_json
 from learners.history import HistoryError, LearningHistory
+from learners.history_store import open_partial
 from learners.protocols import SampledAgent, Transition
+from learners.recorder import CHECKPOINT
 from learners.transformer.agent import TransformerImitator
 from learners.transformer.data import PackedStore
 from learners.transformer.frame_encoder import FrozenEncoder, cached_embeddings
@@ -126,41 +127,23 @@ def full_set_columns(h: LearningHistory, game: str) -> tuple[np.ndarray, np.ndar
 # ---------------------------------------------------------------------------------------------
 def open_history(path: str | Path, steps: int | None = None) -> LearningHistory:
     """A complete history (memory-mapped), or the rows a killed recording (``<dir>.partial``)
-    has written so far, read-only; cut to its first ``steps`` steps when given."""
+    has written so far, read-only, with its metadata and weight snapshots; cut to its first
+    ``steps`` steps when given."""
     p = Path(path)
     if (p / "manifest.json").exists():
         h = LearningHistory.load(p, verify=False)
     elif (p / "partial.json").exists():
-        rows = int(read_json(p / "partial.json", HistoryError)["rows"])
-        cols = {}
-        for c in ("obs", "action", "reward", "terminated", "truncated", "episode", "teacher_probs", "segment"):
-            dt, shape, _, off = read_npy_header(p / f"{c}.npy", HistoryError)
-            cols[c] = np.memmap(p / f"{c}.npy", dtype=dt, mode="r", offset=off, shape=(rows, *shape[1:]))
-        rows = int(np.flatnonzero(np.asarray(cols["terminated"]) | np.asarray(cols["truncated"]))[-1]) + 1  # whole episodes
-        env_id = p.name.split("-")[0]
-        h = LearningHistory(obs=cols["obs"][:rows], action=cols["action"][:rows], reward=cols["reward"][:rows],
-                            terminated=cols["terminated"][:rows], truncated=cols["truncated"][:rows],
-                            episode=cols["episode"][:rows], teacher_probs=cols["teacher_probs"][:rows],
-                            segment=cols["segment"][:rows], teacher_values=None, final_obs_step=np.zeros(0, np.int64),
-                            final_obs=np.zeros((0, 84, 84), np.uint8),
-                            metadata={"env_id": _partial_env(p, env_id), "frames_key": f"partial-{p.name}-{rows}"}, path=None)
+        part = read_json(p / "partial.json", HistoryError)
+        h = open_partial(p, int(part["rows"]), int(part["final_obs_rows"]))
+        h.metadata = {**dict(load_state(p / CHECKPOINT, mmap=True).get("metadata") or {}),
+                      "frames_key": f"partial-{p.name}-{int(part['rows'])}"}
+        h.path = p
+        h._snapshot_files = {int(s["step"]): (s["file"], s["sha256"]) for s in part.get("snapshots", [])}
     else:
         raise HistoryError(f"{p} is not a history (no manifest.json or partial.json)")
     if steps is not None and steps < len(h):
         h = h.truncate(int(steps))
     return h
-
-
-def _partial_env(p: Path, guess: str) -> str:
-    st = p / "checkpoint" / "state.json"
-    if st.exists():
-        try:
-            segs = json.loads(st.read_text()).get("metadata", {}).get("cli", {}).get("segments")
-            if segs:
-                return segs[0]["env"]
-        except (json.JSONDecodeError, AttributeError, KeyError, TypeError):
-            pass
-    return {"breakout": "ALE/Breakout-v5", "spaceinvaders": "ALE/SpaceInvaders-v5"}.get(guess.lower(), "ALE/Breakout-v5")
 
 
 class ConcatColumn:

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
-from torch.nn import functional as F
 
 from learners.errors import CheckpointError
 from learners.files import read_json, sha256_file, write_json_atomic
