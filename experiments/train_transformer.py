@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--first-steps", type=int, metavar="N", help="train on each history's first N steps only (Q2 'beyond')")
     a.add_argument("--encoder", choices=ENCODERS, help="frame encoder: frozen_ae (trained once, embeddings cached) or "
                                                        "nature_cnn (end to end) (default: the preset's)")
+    a.add_argument("--encoder-from", metavar="RUN", help="reuse the frozen encoder of another run (trained once, its "
+                                                          "embeddings cached) instead of training one")
     a.add_argument("--encoder-saw-game", action="store_true",
                    help="the flagged variant: held-out games' frames (Space Invaders) may enter training")
     add_config_arguments(p.add_argument_group("training (override the preset)"), TrainConfig)
@@ -144,7 +146,7 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
 def _refuse_atari_flags(args: argparse.Namespace) -> None:
     from experiments.cli import UsageError
 
-    for flag in ("histories", "val_history", "first_steps", "encoder"):
+    for flag in ("histories", "val_history", "first_steps", "encoder", "encoder_from"):
         if getattr(args, flag) is not None:
             raise UsageError(f"--{flag.replace('_', '-')} is for --env atari")
 
@@ -162,9 +164,11 @@ def resolve_atari(args: argparse.Namespace) -> dict[str, Any]:
     if config_overrides(args, __import__("learners.transformer.corpus", fromlist=["DataSpec"]).DataSpec, prefix="data-"):
         raise UsageError("--data-* flags choose toy-env histories; Atari histories are named by --histories")
     spec = dict(cfg["atari"])
-    for k in ("histories", "val_history", "first_steps", "encoder"):
+    for k in ("histories", "val_history", "first_steps", "encoder", "encoder_from"):
         if getattr(args, k) is not None:
             spec[k] = getattr(args, k)
+    if spec.get("encoder_from"):
+        spec["encoder_from"] = str(Path(spec["encoder_from"]).resolve())
     spec["encoder_saw_game"] = bool(args.encoder_saw_game)
     spec.setdefault("histories", [])
     spec["histories"] = [str(Path(h).resolve()) for h in spec["histories"]]

@@ -237,3 +237,18 @@ def test_end_to_end_cnn_trains_and_acts(dqn, tmp_path):
     agent = AtariImitator.load(tmp_path / "run")
     r = atari_eval.act_for_steps(agent, "ALE/Breakout-v5", 130, 0, env_kwargs={"max_num_frames_per_episode": 480})
     assert len(r["returns"]) >= 1
+
+
+def test_a_shared_encoder_is_reused_but_never_past_a_beyond_cut(dqn, trained, tmp_path):
+    """Seeds and controls share the encoder trained once (same weights, cached embeddings); a
+    'beyond' run (histories cut at T) refuses an encoder that saw frames after T."""
+    run, _ = trained
+    enc = EncoderConfig(**preset("atari", "smoke")["encoder"])
+    shared = prepare_atari(AtariSpec(histories=[str(dqn / "b0")], encoder_from=str(run)), enc, tmp_path / "a",
+                           run.parent / "cache")
+    assert shared.info.encoder_sha256 == AtariInfo.from_meta(json.loads((run / "model" / "meta.json").read_text())).encoder_sha256
+    from learners.errors import HistoryFitError
+
+    with pytest.raises(HistoryFitError, match="past this run's cut at 200"):
+        prepare_atari(AtariSpec(histories=[str(dqn / "b0")], first_steps=200, encoder_from=str(run)), enc, tmp_path / "b",
+                      run.parent / "cache")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -341,6 +342,7 @@ class AtariSpec:
     first_steps: int = field(default=0, metadata={"help": "train only on each history's first N steps (Q2 'beyond' variant; 0 = all)"})
     encoder: str = field(default="frozen_ae", metadata={"help": "frame encoder", "choices": ENCODERS})
     encoder_saw_game: bool = field(default=False, metadata={"help": "the flagged variant in which held-out games' frames may enter training"})
+    encoder_from: str = field(default="", metadata={"help": "reuse the frozen encoder of this run (or encoder directory) instead of training one"})
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
@@ -395,10 +397,23 @@ def prepare_atari(spec: AtariSpec, enc_cfg: Any, run_dir: str | Path, cache_dir:
     enc = None
     if spec.encoder == "frozen_ae":
         enc_dir = Path(run_dir) / "encoder"
+        if not (enc_dir / "encoder.json").exists() and spec.encoder_from:
+            src = Path(spec.encoder_from)
+            src = src / "encoder" if (src / "encoder" / "encoder.json").exists() else src
+            shared = load_frame_encoder(src)  # checks it before it is copied in
+            enc_dir.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(shared.path, enc_dir)
         if (enc_dir / "encoder.json").exists():
             enc = load_frame_encoder(enc_dir)
         else:
-            enc = train_frame_encoder(stack_sampler(hists), enc_cfg, enc_dir, games=games, progress=progress)
+            enc = train_frame_encoder(stack_sampler(hists), enc_cfg, enc_dir, games=games, progress=progress,
+                                      rows_seen={h.key(): h.hi for h in hists})
+        check_training_games(enc.games, spec.encoder_saw_game)
+        for h in hists:
+            seen = enc.rows_seen.get(h.key())
+            if seen is not None and seen > h.hi:
+                raise HistoryFitError(f"the encoder saw {h.history.path}'s frames up to step {seen}, past this run's "
+                                      f"cut at {h.hi} (a 'beyond' run needs an encoder trained on the cut histories)")
         store = view_store(hists, embedding_parts(hists, enc, cache_dir, progress))
         val_store = view_store([val], embedding_parts([val], enc, cache_dir, progress)) if val is not None else None
     else:

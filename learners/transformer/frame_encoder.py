@@ -90,6 +90,8 @@ class FrozenEncoder:
     games: list[str]
     sha256: str
     path: Path | None = None
+    #: the last row (exclusive) of each training history (by frames key) whose frames it saw
+    rows_seen: dict = field(default_factory=dict)
 
     @property
     def emb_dim(self) -> int:
@@ -110,7 +112,7 @@ class FrozenEncoder:
 
 def train_frame_encoder(sample_stacks: Callable[[np.random.Generator, int], np.ndarray], cfg: EncoderConfig,
                         out: str | os.PathLike, *, games: Sequence[str], frame_stack: int = 4,
-                        progress: bool = False) -> FrozenEncoder:
+                        rows_seen: dict[str, int] | None = None, progress: bool = False) -> FrozenEncoder:
     """Train the autoencoder on stacks drawn by ``sample_stacks(rng, n)`` (the training histories'
     frames only) and write it to ``out`` atomically. Same config + seed + data -> same weights."""
     out = Path(out)
@@ -145,6 +147,7 @@ def train_frame_encoder(sample_stacks: Callable[[np.random.Generator, int], np.n
     sha = sha256_file(part / "encoder.safetensors")
     conf = {**dataclasses.asdict(cfg), "frame_stack": int(frame_stack)}
     write_json_atomic(part / "encoder.json", {"format": FORMAT, "config": conf, "games": sorted(set(games)),
+                                              "rows_seen": dict(rows_seen or {}),
                                               "sha256": sha, "final_loss": float(loss.detach())})
     if out.exists():
         shutil.rmtree(out)
@@ -168,7 +171,7 @@ def load_frame_encoder(directory: str | os.PathLike) -> FrozenEncoder:
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return FrozenEncoder(model, c, list(meta.get("games", [])), meta["sha256"], d)
+    return FrozenEncoder(model, c, list(meta.get("games", [])), meta["sha256"], d, dict(meta.get("rows_seen") or {}))
 
 
 def cached_embeddings(encoder: FrozenEncoder, key: str, n: int, stacks_of: Callable[[np.ndarray], np.ndarray],
