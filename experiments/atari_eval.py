@@ -422,7 +422,11 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, HistoryError, HistoryFitError, CheckpointError) as e:
         fail(PROG, " ".join(str(e).split()))
     write_json_atomic(out, {"rows": rows, "run": run_info(seed=args.seed, config=vars(args))})
-    print(json.dumps(rows if len(rows) < 8 else rows[-8:], default=float))
+    for r in rows:  # one line per figure; the file holds the per-unit values too
+        where = f" decile {r['decile']}" if "decile" in r else (f" T={r['T']}" if r.get("T") is not None else "")
+        print(f"{r['question']} {r['imitator']}{':' + r['variant'] if r['variant'] else ''} {r['metric']}{where}: "
+              f"{r['value']:.4g} [{r['low']:.4g}, {r['high']:.4g}] n={r['n']}")
+    print(f"results written to {out}")
     return 0
 
 

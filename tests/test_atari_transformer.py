@@ -252,3 +252,18 @@ def test_a_shared_encoder_is_reused_but_never_past_a_beyond_cut(dqn, trained, tm
     with pytest.raises(HistoryFitError, match="past this run's cut at 200"):
         prepare_atari(AtariSpec(histories=[str(dqn / "b0")], first_steps=200, encoder_from=str(run)), enc, tmp_path / "b",
                       run.parent / "cache")
+
+
+def test_the_frozen_dqn_control_acts_as_the_dqn_did_at_T(dqn):
+    """Q2's "frozen at T" control: the snapshot at T with epsilon at T gives exactly the recorded
+    eps-greedy probabilities at T (and it never changes after)."""
+    from envs.atari import frame_stacks
+
+    h = LearningHistory.load(dqn / "b2")
+    for T in (100, 300):
+        frozen = atari_eval.frozen_dqn(h, T, seed=0)
+        st = frame_stacks(h, [T])[0]
+        np.testing.assert_allclose(frozen.action_probs(st), np.asarray(h.teacher_probs[T]), rtol=0, atol=1e-12)
+    m = atari_eval.to_measured([{"imitator": "transformer", "variant": "", "metric": "continuation_ratio", "T": 100,
+                                 "num": 0.5, "den": 2.0}], "transformer")
+    assert m.metrics[("continuation_ratio", 100)] == {"kind": "ratio", "num": [0.5], "den": [2.0]}
