@@ -302,7 +302,7 @@ def _main_atari(cfg: dict[str, Any], args: argparse.Namespace, out: Path, model_
     from learners.errors import CheckpointError, HistoryFitError
     from learners.history import HistoryError
     from learners.provenance import run_info
-    from learners.transformer.atari import AtariSpec, prepare_atari
+    from learners.transformer.atari import AtariSpec, open_spec, prepare_atari
     from learners.transformer.data import DataError
     from learners.transformer.distributed import barrier
     from learners.transformer.frame_encoder import EncoderConfig
@@ -312,6 +312,7 @@ def _main_atari(cfg: dict[str, Any], args: argparse.Namespace, out: Path, model_
     last = train_cfg.last_episodes or None
     try:
         if dist.main:
+            open_spec(spec, last_episodes=last)  # refuse unusable histories before OUT is made
             out.mkdir(parents=True, exist_ok=True)
             if not args.resume:
                 write_json_atomic(out / "config.json", run_info(seed=train_cfg.seed, config=cfg))

@@ -166,7 +166,7 @@ def test_frames_that_do_not_fit_are_a_clear_error(tmp_path):
         AtariHistory.open(tmp_path / "small")
     rc, _, err = _quiet(train_transformer.main, ["--env", "atari", "--preset", "smoke", "--histories", str(tmp_path / "small"),
                                                  "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "--no-progress"])
-    assert rc == 2 and len(err.strip().splitlines()) == 1 and "84x84" in err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "84x84" in err and not (tmp_path / "o").exists()
 
 
 def test_action_sets(tmp_path):
@@ -204,6 +204,7 @@ def test_held_out_game_frames_never_enter_training_unflagged(dqn, tmp_path):
             "--cache-dir", str(tmp_path / "c"), "--no-progress", "--steps", "4", "--checkpoint-every", "4"]
     rc, _, err = _quiet(train_transformer.main, base + ["--out", str(tmp_path / "refused")])
     assert rc == 2 and "SpaceInvaders" in err and "--encoder-saw-game" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "refused").exists()
     rc, _, err = _quiet(train_transformer.main, base + ["--out", str(tmp_path / "saw"), "--encoder-saw-game"])
     assert rc == 0, err
     info = AtariInfo.from_meta(json.loads((tmp_path / "saw" / "model" / "meta.json").read_text()))

@@ -381,6 +381,16 @@ def stack_sampler(hists: Sequence[AtariHistory]):
     return sample
 
 
+def open_spec(spec: AtariSpec, *, last_episodes: int | None = None) -> tuple[list[AtariHistory], AtariHistory | None]:
+    """Open a run's histories (memory maps only) and refuse what does not fit or must not be seen."""
+    hists = [AtariHistory.open(p, first_steps=spec.first_steps or None, last_episodes=last_episodes) for p in spec.histories]
+    check_training_games(sorted({g for h in hists for g in h.games}), spec.encoder_saw_game)
+    val = AtariHistory.open(spec.val_history) if spec.val_history else None
+    if val is not None:
+        check_training_games(val.games, spec.encoder_saw_game)
+    return hists, val
+
+
 def prepare_atari(spec: AtariSpec, enc_cfg: Any, run_dir: str | Path, cache_dir: str | Path, *,
                   last_episodes: int | None = None, progress: bool = False) -> AtariData:
     """Open the histories (memory maps), refuse what does not fit, train or reuse the frozen
@@ -388,12 +398,8 @@ def prepare_atari(spec: AtariSpec, enc_cfg: Any, run_dir: str | Path, cache_dir:
     embeddings, and return the training / validation stores and what the model saw."""
     from learners.transformer.frame_encoder import load_frame_encoder, train_frame_encoder
 
-    hists = [AtariHistory.open(p, first_steps=spec.first_steps or None, last_episodes=last_episodes) for p in spec.histories]
+    hists, val = open_spec(spec, last_episodes=last_episodes)
     games = sorted({g for h in hists for g in h.games})
-    check_training_games(games, spec.encoder_saw_game)
-    val = AtariHistory.open(spec.val_history) if spec.val_history else None
-    if val is not None:
-        check_training_games(val.games, spec.encoder_saw_game)
     enc = None
     if spec.encoder == "frozen_ae":
         enc_dir = Path(run_dir) / "encoder"
@@ -526,5 +532,5 @@ class AtariImitator(SampledAgent):
 __all__ = ["ENCODERS", "HELD_OUT_GAMES", "ACTION_SET", "AtariFitError", "ActionSetError", "EncoderSawGameError",
            "game_of", "history_games", "full_action_map", "check_frames", "full_set_columns", "ConcatColumn",
            "AtariHistory", "open_history", "view_store", "embedding_parts", "AtariInfo", "check_training_games", "check_game_for",
-           "check_action_set", "AtariImitator", "AtariSpec", "AtariData", "prepare_atari", "stack_sampler",
+           "check_action_set", "AtariImitator", "AtariSpec", "AtariData", "open_spec", "prepare_atari", "stack_sampler",
            "model_fields"]
