@@ -40,6 +40,10 @@ ALL = ("act_first", "truncation", "ties", "eps_schedule")
 #: every variant within reach: short TD parts, long action rules (schedules need ~12-20 bits)
 BOX = {"init": 3, "alpha": 5, "target": 9, "gamma": 4, "explore": 17}
 DARKROOM = ("hypospace/DarkRoom-v0", {"size": 4, "goal": [0, 3]})
+#: episodes of 300 steps: each epsilon of the decay is seen 300 times, which is what separates
+#: the schedule from its neighbours (exp 1/3, floor 1/7, exp-to-floor 1/2: with 20-step
+#: episodes they keep ~0.3 of the mass, as the history cannot tell them apart)
+LONG = ("hypospace/DarkRoom-v0", {"size": 4, "goal": [0, 3], "episode_len": 300})
 TUTORIAL = ("QLearning(init=0, alpha=1/2, gamma=1/2, explore=eps_greedy(1), ties=first, "
             "eps_decay=exp_per_episode(1/4), eps_floor=1/8)")
 TUTORIAL_KW = dict(alpha=0.5, gamma=0.5, epsilon=1.0, epsilon_decay=0.25, final_epsilon=0.125, decay="exp")
@@ -140,8 +144,8 @@ def test_compiled_engine_equals_numpy_engine():
     assert fast.clock == ref.clock and fast.clock[1] > 40
 
 
-def _history(episodes: int, seed: int = 0, **kw):
-    env_id, env_kw = DARKROOM
+def _history(episodes: int, seed: int = 0, env=DARKROOM, **kw):
+    env_id, env_kw = env
     e = gym.make(env_id, **env_kw)
     teacher = TutorialQLearning(int(e.observation_space.n), int(e.action_space.n), seed=seed, **{**TUTORIAL_KW, **kw})
     return record(teacher, env_id, env_kwargs=env_kw, episodes=episodes, seed=seed + 7)
@@ -193,15 +197,15 @@ def test_program_is_the_tutorial_teacher(kw, src):
 
 @pytest.mark.parametrize("gamma_bits", [1, pytest.param(4, marks=pytest.mark.slow)])
 def test_mixture_identifies_the_tutorial_teacher(gamma_bits):
-    """150 episodes (3000 steps) of the tutorial teacher; the mixture over the TD programs with
+    """20 episodes (6000 steps) of the tutorial teacher; the mixture over the TD programs with
     both action-rule variants (TD parts boxed so that the 28-bit teacher fits: ~1.5e4 programs
     with gamma 1/2 only, ~7.5e4 with every gamma of <= 4 bits) puts its mass on the teacher's
     program."""
-    env_id, kw = DARKROOM
+    env_id, kw = LONG
     others = {k: 16 for k in ("Constant", "Stochastic", "Cyclic", "Reactive")}
     mix = Mixture.for_env(env_id, 28, env_kwargs=kw, variants=("ties", "eps_schedule"), kind_budgets=others,
                           part_budgets={"init": 1, "alpha": 2, "target": 7, "gamma": gamma_bits, "explore": 16})
-    hist = _history(150)
+    hist = _history(20, env=LONG)
     probs = mix.predict_history(hist, watch=[TUTORIAL, CONSTANT, UNIFORM])
     assert_bound(mix, hist, teacher=TUTORIAL, programs=[TUTORIAL])
     assert score_predictions(probs, hist).kl_bits[-500:].mean() < 0.01

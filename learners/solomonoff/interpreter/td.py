@@ -627,6 +627,29 @@ class TDEngine(Compiled):
         self._s = None
         self._decay(bool(terminated) or bool(truncated))
 
+    def row_salt(self) -> np.ndarray:
+        """Per engine row, a uint64 code of its epsilon schedule and tie rule (0 for a constant
+        epsilon and uniform ties), for the probing fingerprints: two schedules that agree over
+        the probes' few episodes may part later (a floor reached after the 7th decay), and tie
+        rules differ only where values tie, which the probes' dense rewards soon end while a
+        sparse-reward task keeps them (with a scheduled epsilon the probes' ties all fall where
+        epsilon is 1). So rows that differ in these are never merged as equivalent (not merging
+        is always sound: it only costs rows)."""
+        out = np.zeros(self.n, dtype=np.uint64)
+        g = self.groups.get("eps")
+        if g is not None and g["lut_on"].size:
+            sc, P = g["lut_sched"], np.uint64(0x9E3779B97F4A7C15)
+            key = np.zeros(g["lut_eps0"].size, dtype=np.uint64)
+            with np.errstate(over="ignore"):     # a hash of the schedule's values (wraps mod 2^64)
+                for x in (g["lut_eps0"], sc["per"].astype(np.float64), sc["shape"].astype(np.float64), sc["rate"],
+                          sc["floor"]):
+                    key = key * P + np.ascontiguousarray(x, dtype=np.float64).view(np.uint64)
+            key[sc["per"] == 0] = 0
+            out[g["slice"]] = key[g["lut_idx"]]
+        if g is not None:
+            out[g["slice"]] ^= g["first"].astype(np.uint64) * np.uint64(0xD1B54A32D192ED03)
+        return out
+
     # ------------------------------------------------------------------------------- queries
     def values_of_variants(self) -> np.ndarray:
         """Table index (position in ``Q``'s last axis) of every variant row."""
