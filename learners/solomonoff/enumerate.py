@@ -199,7 +199,7 @@ def _schedules(max_bits: float) -> list[tuple[Fraction, Schedule | None]]:
                 m += 1
             for per in ("episode", "step"):
                 for shape in SCHEDULE_SHAPES:     # (too long ones are dropped by ``action_rules``)
-                    out += [(eps0, Schedule(per, shape, Fraction(1, n), f)) for f in floors if f < eps0]
+                    out += [(eps0, Schedule(per, shape, Fraction(1, n), f)) for f in floors]
             n += 1
     return out
 

@@ -187,8 +187,10 @@ class Explore:
         if self.schedule is not None:
             if self.kind != "eps_greedy":
                 raise ValueError("an epsilon schedule belongs to eps_greedy")
-            if not (0 < self.param <= 1 and self.schedule.floor < self.param):
-                raise ValueError(f"a scheduled epsilon starts in (floor, 1], got {self.param} (floor {self.schedule.floor})")
+            # any floor with any start (a floor above the start is reached at the first decay):
+            # every code word is a program, so the code's structure alone counts the programs
+            if not 0 < self.param <= 1:
+                raise ValueError(f"a scheduled epsilon starts in (0, 1], got {self.param}")
         elif self.kind == "eps_greedy" and not 0 < self.param < 1:
             raise ValueError(f"eps_greedy epsilon must be in (0, 1), got {self.param}")
         if self.kind in ("softmax", "count_bonus"):
