@@ -263,3 +263,81 @@ def test_help_explains():
 def test_table_numbers_keep_three_digits_and_zero_stays_zero():
     assert [fmt(x) for x in (0.0, -0.0, 0.5125, -57.7091, 0.004631, 1.5e-05, float("nan"))] == \
         ["0.000", "0.000", "0.512", "-57.709", "0.00463", "1.50e-05", "n/a"]
+
+
+# ---- the scaling sweep (--scaling) -------------------------------------------------------------
+SCALING_STEMS = ("figS1_scaling_continuation", "figS2_how_many_ooms")
+
+
+@pytest.fixture(scope="module")
+def scaling_paper(study_dir) -> tuple[Path, Path, dict[str, bytes], dict[str, bytes]]:
+    """A synthetic sweep drawn with the study twice (two hash seeds): (paper, sweep, first, second)."""
+    from experiments.paper.synthetic_scaling import write_synthetic_scaling
+
+    sweep = write_synthetic_scaling(study_dir.parent / "sweep")
+    out = study_dir.parent / "paper_scaling"
+    runs = []
+    for seed in ("3", "4"):
+        r = run_paper("--study", str(study_dir), "--scaling", str(sweep), "--out", str(out), hash_seed=seed)
+        assert r.returncode == 0, r.stderr
+        runs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    return out, sweep, runs[0], runs[1]
+
+
+def test_scaling_figures_are_drawn_and_deterministic(scaling_paper, paper):
+    out, _, first, second = scaling_paper
+    for stem in SCALING_STEMS:
+        assert first[f"{stem}.png"].startswith(b"\x89PNG\r\n\x1a\n") and first[f"{stem}.pdf"].startswith(b"%PDF")
+        assert matplotlib.image.imread(out / f"{stem}.png").std() > 0.01
+    assert first == second
+    # the study's own figures are untouched by --scaling, and a paper without it has no scaling part
+    plain = paper[1]
+    for name, data in plain.items():
+        if name != "REPORT.md":
+            assert first[name] == data, name
+    assert not any(n.startswith("figS") for n in plain)
+    assert "## Scaling" not in plain["REPORT.md"].decode()
+    assert first["REPORT.md"].decode().startswith(plain["REPORT.md"].decode())
+
+
+def test_scaling_section_numbers_are_fit_json_numbers(scaling_paper):
+    import json
+
+    from experiments.paper.scaling import METRIC_LABELS
+
+    out, sweep, _, _ = scaling_paper
+    fit = json.loads((sweep / "fit.json").read_text())
+    section = (out / "REPORT.md").read_text().split("## Scaling", 1)[1]
+    rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): [c.strip() for c in line.strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("| rising") or line.startswith("| flat")}
+    for rung, metrics in fit["fits"].items():
+        for metric, f in metrics.items():
+            row = rows[(rung, METRIC_LABELS[metric])]
+            assert row[2] == f"{f['slope']:+.3f} [{f['slope_ci'][0]:+.3f}, {f['slope_ci'][1]:+.3f}]"
+            assert row[3] == f"{f['intercept']:+.3f}"
+            for cell, c in zip(row[4:6], f.get("crossings", [])):
+                if c["warranted"]:
+                    lo, hi = c["log10_compute_ci"]
+                    assert cell == f"10^{c['log10_compute']:.1f} [10^{lo:.1f}, 10^{hi:.1f}]"
+                else:
+                    assert cell.startswith("not ")
+    rising = fit["fits"]["rising"]["Q2_beyond_continuation_ratio"]["crossings"][1]
+    assert rising["warranted"] and f"0.9 at 10^{rising['log10_compute']:.1f} FLOPs" in section
+    assert "On flat," in section and "the measurements support no extrapolation" in section
+    # the OOM paragraph is theory.compute's table, and the 3-5 question is in the figure's caption
+    from theory import compute as TC
+
+    for r in TC.oom_table():
+        assert f"{r['name']}: {r['ooms_low']:+.1f} to {r['ooms_high']:+.1f} OOMs over the teacher" in section
+    assert "3–5 OOM question" in section
+    assert "![Figure S1" in section and "![Figure S2" in section
+
+
+def test_a_bad_scaling_directory_exits_2_with_one_line(tmp_path, study_dir):
+    out = tmp_path / "paper"
+    assert "--scaling" in _bad(study_dir, out, "--scaling", str(tmp_path / "nowhere"))
+    (tmp_path / "sweep").mkdir()
+    assert "no fit.json" in _bad(study_dir, out, "--scaling", str(tmp_path / "sweep"))
+    (tmp_path / "sweep" / "fit.json").write_text('{"format": "hypospace.study/1"}')
+    (tmp_path / "sweep" / "scaling.csv").write_text("rung,params\n")
+    assert "not a scaling sweep" in _bad(study_dir, out, "--scaling", str(tmp_path / "sweep"))

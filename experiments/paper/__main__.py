@@ -8,9 +8,15 @@ The output is written to PAPER_DIR.partial and renamed to PAPER_DIR only when co
 existing PAPER_DIR is replaced only if it is a previous paper (it holds a REPORT.md). The same
 study gives byte-identical files.
 
+With --scaling SWEEP_DIR (the output of python -m experiments.scaling) the paper also draws the
+continuation ratio against training compute with its fit, and the "how many OOMs" figure, and
+REPORT.md gains a section generated from the sweep's fit.json.
+
 example:
   python -m experiments.study --preset smoke --out /tmp/study
   python -m experiments.paper --study /tmp/study --out /tmp/paper
+  python -m experiments.scaling --preset smoke --out /tmp/sweep
+  python -m experiments.paper --study /tmp/study --scaling /tmp/sweep --out /tmp/paper
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from experiments.cli import fail
 from experiments.paper.figures import FIGURES, STYLE, save
 from experiments.paper.load import Study, StudyError, load_study
 from experiments.paper.report import write_report
+from experiments.paper.scaling import Scaling, draw_scaling, load_scaling, report_section
 
 PROG = "python -m experiments.paper"
 FORMATS = ("pdf", "png", "svg")
@@ -39,12 +46,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="PAPER_DIR", help="where to write the figures and REPORT.md")
     p.add_argument("--formats", default="pdf,png",
                    help="comma-separated figure formats among pdf, png, svg (default pdf,png; the report shows png if written)")
+    p.add_argument("--scaling", metavar="SWEEP_DIR", default=None,
+                   help="a scaling sweep's output directory (python -m experiments.scaling --out): adds its two "
+                        "figures and a REPORT.md section")
     p.add_argument("--complete", action="store_true",
                    help="refuse (exit 2) a study whose coverage.csv lists a missing cell: for the paper of a finished study")
     return p
 
 
-def build(study: Study, out: Path, formats: tuple[str, ...]) -> list[str]:
+def build(study: Study, out: Path, formats: tuple[str, ...], scaling: Scaling | None = None) -> list[str]:
     """Write the paper into ``out`` (which must not exist); returns one line per figure."""
     out.mkdir(parents=True)
     lines, drawn = [], []
@@ -57,7 +67,17 @@ def build(study: Study, out: Path, formats: tuple[str, ...]) -> list[str]:
             else:
                 lines.append(f"{d.stem}: skipped ({d.skipped})")
             drawn.append(d)
-    write_report(study, drawn, out, formats)
+    report = write_report(study, drawn, out, formats)
+    if scaling is not None:
+        with matplotlib.rc_context(STYLE):
+            extra, oom_rows = draw_scaling(scaling)
+            for d in extra:
+                if d.figure is not None:
+                    save(d, out, formats)
+                    lines.append(f"{d.stem}: {', '.join(formats)}")
+                else:
+                    lines.append(f"{d.stem}: skipped ({d.skipped})")
+        report.write_text(report.read_text() + "\n" + report_section(scaling, extra, formats, oom_rows))
     return lines
 
 
@@ -71,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     study_dir, out = Path(args.study), Path(args.out)
     try:
         study = load_study(study_dir)
+        scaling = load_scaling(args.scaling) if args.scaling is not None else None
     except StudyError as e:
         fail(PROG, str(e))
     if args.complete:
@@ -86,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         if partial.exists():
             shutil.rmtree(partial)  # a previous run's unfinished output: ours by its name
-        lines = build(study, partial, formats)
+        lines = build(study, partial, formats, scaling)
         if out.exists():
             old = out.with_name(out.name + ".old")
             if old.exists():

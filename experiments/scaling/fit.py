@@ -16,6 +16,9 @@ import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
+#: A crossing further than this past the largest level measured is not stated as a number: a line
+#: in log compute fitted over ~2-3 OOMs says nothing that far out.
+MAX_EXTRAPOLATION_OOMS = 3.0
 
 
 def _line(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -70,14 +73,62 @@ def crossing(fit: dict[str, Any], target: float) -> dict[str, Any]:
     with np.errstate(divide="ignore", invalid="ignore"):
         x_rep = np.where(b > 0, (target - a) / b, np.inf)
     x_hat = (target - fit["intercept"]) / fit["slope"]
+    if x_hat - x_max > MAX_EXTRAPOLATION_OOMS:
+        return {"target": target, "warranted": False, "log10_compute_unwarranted": float(x_hat),
+                "statement": (f"the line rises (slope {fit['slope']:.3g} per decade) but would reach {target:g} only "
+                              f"{x_hat - x_max:.1f} OOMs past the largest level measured, more than "
+                              f"{MAX_EXTRAPOLATION_OOMS:g}: too far past the data for the fit to say")}
     q = (1 - CONFIDENCE) / 2
     lo, hi = np.quantile(x_rep, [q, 1 - q])
     return {"target": target, "warranted": True, "log10_compute": float(x_hat),
             "log10_compute_ci": [float(lo), float(hi) if np.isfinite(hi) else None],
             "ooms_beyond_largest": float(x_hat - x_max), "reached_in_range": bool(reached_now),
-            "statement": (f"the line reaches {target:g} at 10^{x_hat:.2f} FLOPs ({x_hat - x_max:+.2f} OOMs from the "
-                          f"largest level measured; {CONFIDENCE:.0%} interval 10^{lo:.2f} to "
+            "statement": (f"the line reaches {target:g} at 10^{x_hat:.2f} FLOPs ("
+                          + ("within the range measured" if reached_now else f"{x_hat - x_max:+.2f} OOMs past the largest level measured")
+                          + f"; {CONFIDENCE:.0%} interval 10^{lo:.2f} to "
                           + (f"10^{hi:.2f})" if np.isfinite(hi) else "unbounded)"))}
+
+
+#: how far past the largest level the fit's band is drawn (OOMs): the extrapolation the figure shows
+BAND_EXTENSION = 3.0
+
+
+def band(fit: dict[str, Any], points: int = 41) -> dict[str, list[float]] | None:
+    """The fitted line and its pointwise 95% band (percentiles of the bootstrap lines) on a grid
+    from the smallest level to ``BAND_EXTENSION`` OOMs past the largest."""
+    if fit.get("slope") is None:
+        return None
+    lo_x, hi_x = fit["log10_compute_range"]
+    grid = np.linspace(lo_x, hi_x + BAND_EXTENSION, points)
+    a, b = fit["_replicates"]
+    lines = a[:, None] + b[:, None] * grid[None, :]
+    q = (1 - CONFIDENCE) / 2
+    low, high = np.quantile(lines, [q, 1 - q], axis=0)
+    return {"log10_compute": [float(v) for v in grid], "fit": [float(fit["intercept"] + fit["slope"] * v) for v in grid],
+            "low": [float(v) for v in low], "high": [float(v) for v in high]}
+
+
+def fits(rows: list[dict[str, Any]], resamples: int, continuation: tuple[str, ...], targets: tuple[float, ...]) -> dict[str, dict[str, Any]]:
+    """Per rung and metric of ``rows`` (dicts with rung, metric, train_flops, value): the line
+    against log10 train_flops, its band, the level means, and for the ``continuation`` metrics
+    where it reaches each of ``targets``."""
+    out: dict[str, dict[str, Any]] = {}
+    for rung in sorted({r["rung"] for r in rows}):
+        out[rung] = {}
+        for metric in sorted({r["metric"] for r in rows if r["rung"] == rung}):
+            pts = [r for r in rows if r["rung"] == rung and r["metric"] == metric]
+            f = fit_line([math.log10(r["train_flops"]) for r in pts], [r["value"] for r in pts],
+                         resamples=resamples, seed=0)
+            entry = public(f)
+            entry["band"] = band(f)
+            entry["level_means"] = [
+                {"train_flops": c, "mean": float(np.mean([r["value"] for r in pts if r["train_flops"] == c])),
+                 "n": sum(r["train_flops"] == c for r in pts)}
+                for c in sorted({r["train_flops"] for r in pts})]
+            if metric in continuation:
+                entry["crossings"] = [crossing(f, t) for t in targets]
+            out[rung][metric] = entry
+    return out
 
 
 def public(fit: dict[str, Any]) -> dict[str, Any]:
@@ -85,8 +136,4 @@ def public(fit: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fit.items() if not k.startswith("_")}
 
 
-def finite_or_none(x: Any) -> Any:
-    return None if isinstance(x, float) and not math.isfinite(x) else x
-
-
-__all__ = ["CONFIDENCE", "fit_line", "crossing", "public"]
+__all__ = ["CONFIDENCE", "MAX_EXTRAPOLATION_OOMS", "BAND_EXTENSION", "fit_line", "crossing", "band", "fits", "public"]

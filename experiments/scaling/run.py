@@ -19,7 +19,6 @@ killed sweep continues with ``--resume``. From the studies' ``results.csv`` file
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from tqdm import tqdm
 
 import envs
 from envs.tasks import task_split
-from experiments.scaling.fit import crossing, fit_line, public
+from experiments.scaling.fit import fits
 from experiments.scaling.presets import ScalingPreset, base_rungs, scaled_rung, study_for
 from experiments.study.rungs import Rung
 from experiments.study.run import run_study
@@ -151,28 +150,6 @@ def mixture_ratio(results: list[dict[str, str]], rung: Rung) -> dict[str, Any]:
             "continuation_ratio_seeds": vals}
 
 
-# ---- fitting ----------------------------------------------------------------------------------------
-def fits(rows: list[dict[str, Any]], resamples: int) -> dict[str, dict[str, Any]]:
-    """Per rung and metric: the line against log10 train_flops, and for the continuation ratios
-    where it reaches 0.5 and 0.9."""
-    out: dict[str, dict[str, Any]] = {}
-    for rung in sorted({r["rung"] for r in rows}):
-        out[rung] = {}
-        for metric in sorted({r["metric"] for r in rows if r["rung"] == rung}):
-            pts = [r for r in rows if r["rung"] == rung and r["metric"] == metric]
-            f = fit_line([math.log10(r["train_flops"]) for r in pts], [r["value"] for r in pts],
-                         resamples=resamples, seed=0)
-            entry = public(f)
-            entry["level_means"] = [
-                {"train_flops": c, "mean": float(np.mean([r["value"] for r in pts if r["train_flops"] == c])),
-                 "n": sum(r["train_flops"] == c for r in pts)}
-                for c in sorted({r["train_flops"] for r in pts})]
-            if metric in CONTINUATION:
-                entry["crossings"] = [crossing(f, t) for t in TARGETS]
-            out[rung][metric] = entry
-    return out
-
-
 # ---- the sweep -------------------------------------------------------------------------------------
 def run_scaling(p: ScalingPreset, out: Path, *, resume: bool = False, executor: str = "local", workers: int = 2,
                 progress: bool = True, command: str = "") -> dict[str, Any]:
@@ -209,7 +186,7 @@ def run_scaling(p: ScalingPreset, out: Path, *, resume: bool = False, executor: 
             for r in mixing:
                 beside[r.name]["mixture"].update(mixture_ratio(res, r))
     write_csv(out / "scaling.csv", COLUMNS, rows)
-    fitted = fits(rows, p.bootstrap)
+    fitted = fits(rows, p.bootstrap, CONTINUATION, TARGETS)
     for rung, info in beside.items():
         top = max((li for li in levels_info if li["rung"] == rung), key=lambda li: li["train_flops"], default=None)
         if top is not None:
@@ -227,4 +204,5 @@ def run_scaling(p: ScalingPreset, out: Path, *, resume: bool = False, executor: 
     return doc
 
 
-__all__ = ["run_scaling", "ScalingError", "model_cost", "compute_beside", "fits", "METRICS", "COLUMNS", "FORMAT"]
+__all__ = ["run_scaling", "ScalingError", "model_cost", "compute_beside", "METRICS", "CONTINUATION", "TARGETS",
+           "COLUMNS", "FORMAT"]
