@@ -4,7 +4,9 @@ no alarm on teachers inside the class, an alarm on a DQN and on the out-of-gramm
 Measured with ``pytest -m slow -s tests/test_misspecification_variants.py`` (prints every
 figure): 24 teachers drawn uniformly from the enumerated TD classes of the wider space (Dark
 Room 4x4, 2000 steps each, run by the reference semantics) and the steps at which the DQN and
-draw-first SARSA histories fire.
+draw-first SARSA histories fire. Measured (2026-12-04, 120,240 TD classes at 30 bits): 0 alarms
+in 24 teachers (regret 3-23 bits against an allowance of 41); DQN (2000 steps) fired at steps
+270 and 122, the draw-first SARSA (6000 steps) at 609 and 816, all by the regret test.
 """
 from __future__ import annotations
 
