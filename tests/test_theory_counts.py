@@ -8,6 +8,7 @@ import networkx as nx
 import pytest
 
 from learners.solomonoff import Grammar, enumerate_programs
+from learners.solomonoff.grammar import VARIANTS
 from theory import bounds, codes as C, counts as TC, grammar_graph as GG, symbolic as S
 
 GRAMMARS = {
@@ -18,6 +19,10 @@ GRAMMARS = {
     "darkroom9": Grammar(81, 5),
     "variants": Grammar(9, 4, variants=("act_first", "truncation")),
     "truncation_binary": Grammar(3, 2, variants=("truncation",)),
+    "every_variant": Grammar(9, 4, variants=VARIANTS),   # a variant added to the grammar is counted here too
+    "bandit_ties_schedules": Grammar(1, 5, bandit=True, variants=("ties", "eps_schedule")),
+    "schedules": Grammar(4, 2, variants=("eps_schedule",)),
+    "ties": Grammar(4, 3, variants=("ties",)),
 }
 
 
@@ -109,6 +114,10 @@ def test_symbolic_bound_on_the_counts_is_the_numeric_bound():
                      {"L": L_raw, "l": l_bits, "n": n_steps, "eps": eps})
     num = bounds.per_sequence_bound(L_raw, l_bits, log2Z, n_steps=n_steps, smoothing_eps=eps, smoothed=False)
     assert sym == pytest.approx(float(num), rel=1e-12)
+
+
+def test_the_graph_reads_every_variant_the_grammar_has():
+    assert set(VARIANTS) <= set(GG.KNOWN_VARIANTS)
 
 
 def test_unknown_kind_is_an_error_not_a_miscount():

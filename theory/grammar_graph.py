@@ -45,9 +45,11 @@ import networkx as nx
 import sympy as sp
 
 from learners.solomonoff import prefix_code as PC
-from learners.solomonoff.syntax import Add, Const, Explore, Leaf, expr_has_gamma
+from learners.solomonoff.syntax import Add, Const, Explore, Leaf, Schedule, expr_has_gamma
 from theory import codes as C
 
+#: The grammar variants whose code words the graph reads; a grammar holding another is refused.
+KNOWN_VARIANTS = ("act_first", "truncation", "ties", "eps_schedule")
 _ROUND = 12  # decimals kept of a length made of log2 terms (the enumerator bins with a 1e-9 tolerance)
 
 Counts = dict[float, int]
@@ -242,12 +244,65 @@ def _explore_parameter(kind: str) -> str | None:
     raise GrammarGraphError(f"action rule {kind!r}: its parameter's code is neither a unit rational nor a power of two")
 
 
-def _explore(b: _Builder) -> str:
+def _reciprocal(b: _Builder) -> str:
+    """1/n, n >= 2, as the gamma word of n - 1: every gamma word."""
+    return _gamma(b)
+
+
+def _schedule_length(eps0: Fraction, per: str, shape: str, rate: Fraction, floor: Fraction) -> int:
+    """The length of a schedule word as the graph builds it (checked against the code's own)."""
+    return (1 + (1 if eps0 == 1 else 1 + C.unit_rational_bits(eps0)) + 1 + len(PC.SHAPE_TAG[shape])
+            + C.elias_gamma_bits(int(1 / rate) - 1) + (1 if floor == 0 else 1 + C.elias_gamma_bits(int(1 / floor) - 1)))
+
+
+def _epsilon_schedule(b: _Builder) -> str:
+    """The epsilon word with the ``eps_schedule`` variant: '0' + a constant epsilon | '1' + a
+    schedule: start ('0' = 1 | '1' + epsilon), per (episode | step), shape (``SHAPE_TAG``), rate
+    1/n and floor ('0' = 0 | '1' + 1/n). Every word is a program."""
+    if "EpsilonWord" in b.g:
+        return "EpsilonWord"
+    samples = [(Fraction(1), "episode", shape, Fraction(1, 2), Fraction(0)) for shape in PC.SHAPE_TAG]
+    samples += [(Fraction(1, 3), "step", shape, Fraction(1, 7), Fraction(1, 20)) for shape in PC.SHAPE_TAG]
+    for eps0, per, shape, rate, floor in samples:
+        word = PC.schedule_encode(eps0, Schedule(per, shape, rate, floor))
+        if len(word) != _schedule_length(eps0, per, shape, rate, floor):
+            raise GrammarGraphError("the epsilon-schedule code is not the one theory.grammar_graph reads")
+    W = b.nonterminal("EpsilonWord")
+    b.production(W, "constant", 1, [_unit_rational(b)])
+    start, shape, floor = b.nonterminal("ScheduleStart"), b.nonterminal("ScheduleShape"), b.nonterminal("ScheduleFloor")
+    b.production(start, "1", 1)
+    b.production(start, "epsilon", 1, [_unit_rational(b)])
+    for name, tag in PC.SHAPE_TAG.items():
+        b.production(shape, name, len(tag))
+    b.production(floor, "0", 1)
+    b.production(floor, "1/n", 1, [_reciprocal(b)])
+    b.production(W, "schedule", 1, [start, b.choice("Bit", [1, 1]), shape, _reciprocal(b), floor])
+    return W
+
+
+def _explore(b: _Builder, grammar) -> str:
+    """Action rules. With the ``ties`` variant some rules carry a tie word, with ``eps_schedule``
+    some rules' parameter is an epsilon word: which ones is read off the code itself
+    (``explore_bits`` with and without each variant on a sample of the rule)."""
     E = b.nonterminal("Explore")
     makers = {"UnitRational": _unit_rational, "PowerOfTwo": _power_of_two}
+    samples = {None: None, "UnitRational": Fraction(1, 3), "PowerOfTwo": Fraction(2)}
+    ties, schedules = getattr(grammar, "ties", False), getattr(grammar, "schedules", False)
     for kind, tag in PC.EXPLORE_TAG.items():
         par = _explore_parameter(kind)
-        b.production(E, kind, len(tag), [] if par is None else [makers[par](b)])
+        e = Explore(kind, samples[par])
+        plain = PC.explore_bits(e)
+        tie_bits = PC.explore_bits(e, ties=True) - plain if ties else 0
+        parts = [] if par is None else [makers[par](b)]
+        if schedules and PC.explore_bits(e, schedules=True) != plain:
+            if par != "UnitRational" or PC.explore_bits(e, schedules=True) != plain + 1:
+                raise GrammarGraphError(f"action rule {kind!r}: an epsilon word that is not '0' + its constant")
+            parts = [_epsilon_schedule(b)]
+        if tie_bits not in (0, 1):
+            raise GrammarGraphError(f"action rule {kind!r}: a tie word of {tie_bits} bits")
+        if tie_bits:
+            parts.append(b.choice("Bit", [1, 1]))
+        b.production(E, kind, len(tag), parts)
     return E
 
 
@@ -268,13 +323,16 @@ def _td(b: _Builder, grammar) -> list[str]:
         if expr_has_gamma(rep):
             parts.append(_unit_rational(b))
         b.production(target, _type_name(t), 0, parts)
-    return [_signed_rational(b), alpha, target, _explore(b)]
+    return [_signed_rational(b), alpha, target, _explore(b, grammar)]
 
 
 def grammar_graph(grammar, max_bits: float) -> nx.DiGraph:
     """The typed graph of ``grammar``'s programs; families indexed by an unbounded integer (a
     cyclic period, a reactive exception rate, a stochastic resolution, a denominator) are
     expanded as far as ``max_bits`` reaches. Root: ``"Program"``."""
+    unknown = [v for v in getattr(grammar, "variants", ()) if v not in KNOWN_VARIANTS]
+    if unknown:
+        raise GrammarGraphError(f"grammar variant(s) {unknown} have no productions in theory.grammar_graph")
     b = _Builder(max_bits)
     root = b.nonterminal("Program")
     A, S = grammar.n_actions, grammar.n_states
@@ -505,7 +563,7 @@ def expression_growth_rate() -> float:
 
 
 __all__ = [
-    "GrammarGraphError", "grammar_graph", "program_counts", "kind_counts", "counts_by_ceil_bits", "grammar_counts",
+    "KNOWN_VARIANTS", "GrammarGraphError", "grammar_graph", "program_counts", "kind_counts", "counts_by_ceil_bits", "grammar_counts",
     "log2_kraft_mass", "total_counts", "integer_vector", "x", "gamma_gf", "positive_rational_gf",
     "signed_rational_gf", "power_of_two_gf", "expression_gf", "series_counts", "kraft_mass",
     "expression_growth_rate",
