@@ -299,12 +299,21 @@ def td_variants_eps(a, vt, TCNT, TMASK, lut, lut_row, eps, first, lw, M, do_mix,
     for blo in range(0, n, B):
         m = min(B, n - blo)
         lwb, rowb, vtb, fb = lw[blo:blo + m], lut_row[blo:blo + m], vt[blo:blo + m], first[blo:blo + m]
+        any_first = False
         for i in range(m):
-            t = vtb[i]
-            mk = np.uint64(TMASK[t])
-            low = mk & (~mk + np.uint64(1))          # the lowest set bit: the first maximal action
-            CNT[i] = 1.0 if fb[i] else TCNT[t]
-            IDX[i] = low if fb[i] else mk
+            any_first = any_first or fb[i] != 0
+        if any_first:
+            for i in range(m):
+                t = vtb[i]
+                mk = np.uint64(TMASK[t])
+                low = mk & (~mk + np.uint64(1))          # the lowest set bit: the first maximal action
+                CNT[i] = 1.0 if fb[i] else TCNT[t]
+                IDX[i] = low if fb[i] else mk
+        else:   # (the plain grammar's rows: no per-row branch)
+            for i in range(m):
+                t = vtb[i]
+                CNT[i] = TCNT[t]
+                IDX[i] = TMASK[t]
         if do_mix:
             _weights(lwb, M, W)      # before the evidence
         if do_evidence:
