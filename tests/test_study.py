@@ -317,6 +317,13 @@ def test_smoke_study_measures_every_question_for_both_imitators(smoke_study):
         for k, row in s.items():
             if k[:4] == (rung, "mixture", "Q2", "beyond"):
                 assert row["mean"] == s[(rung, "mixture", "Q2", "within", *k[4:])]["mean"]
+    # Q3 transplant (Dark Room 5x5 -> chain): the mixture's beliefs travel; the transformer says why it cannot
+    assert ("darkroom5", "mixture", "Q3", "transplant", "auc_ratio", "") in s
+    assert float(s[("darkroom5", "teacher_fresh", "Q3", "transplant", "auc_ratio", "")]["mean"]) == pytest.approx(1.0)
+    tf_cov = [c for c in cov if c["rung"] == "darkroom5" and c["imitator"] == "transformer" and c["variant"] == "transplant"]
+    assert tf_cov and tf_cov[0]["status"] == "cannot" and "encoder" in tf_cov[0]["reason"]
+    rec = json.loads(next((out / "cells").glob("darkroom5__mixture__Q3__transplant__*.json")).read_text())
+    assert rec["info"]["transplant"]["to"] == "chain6" and min(rec["info"]["transplant"]["carried_mass"]) > 0.9
     results = read_csv(out / "results.csv")
     assert list(results[0]) == ["rung", "imitator", "question", "variant", "metric", "T", "seed", "value"]
     assert list(read_csv(out / "summary.csv")[0]) == ["rung", "imitator", "question", "variant", "metric", "T", "mean",

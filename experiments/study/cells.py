@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from experiments.study.data import RungData
-from experiments.study.questions import Imitators, Measured, q1, q2, q3, teacher_learning, value
+from experiments.study.questions import Imitators, Measured, q1, q2, q3, q3_transplant, teacher_learning, value
 from experiments.study.rungs import Preset, Rung
 from learners.files import write_json_atomic
 from learners.solomonoff.misspecification import MisspecificationWarning
@@ -68,10 +68,12 @@ def cannot(rung: Rung, imitator: str, question: str, variant: str) -> str:
         return "no transformer preset for this rung"
     if question == "Q2" and variant == "beyond" and not rung.Ts_beyond:
         return "no Q2-beyond truncation point on this rung"
-    if question == "Q3" and variant == "transplant" and rung.transplant is None:
-        return ("no transplant target with the same observation and action spaces on this rung; a transplant "
-                "across spaces needs the mixture's beliefs carried into a new grammar and a space-agnostic "
-                "transformer encoder, neither built yet")
+    if question == "Q3" and variant == "transplant":
+        if rung.transplant is None:
+            return "no rung of another kind to transplant to from this one in the ladder"
+        if uses_transformer:
+            return ("the transformer's observation encoder and action head are sized to this rung's spaces; a "
+                    "transplant needs an encoder that reads the new task's observations (the Atari rung's frames do)")
     return ""
 
 
@@ -101,7 +103,13 @@ def cost_estimate(rung: Rung, imitator: str) -> str:
     return ""
 
 
-def _measure(cell: Cell, im: Imitators) -> Measured:
+def _measure(cell: Cell, im: Imitators, preset: Preset) -> Measured:
+    if cell.question == "Q3" and cell.variant == "transplant":
+        to = (im.rung.transplant or {}).get("to")
+        target = next((r for r in preset.rungs if r.name == to), None)
+        if target is None:
+            raise ValueError(f"rung {im.rung.name}: transplant target {to!r} is not a rung of preset {preset.name}")
+        return q3_transplant(im, cell.imitator, target)
     if cell.question == "teacher":
         return teacher_learning(im)
     if cell.question == "Q1":
@@ -124,7 +132,7 @@ def run_cell(cell: Cell, preset: Preset, rung: Rung, out_dir: str, command: str)
         # The mixture's misspecification check is recorded in the cell (info.misspecification);
         # one warning per task and cell would only bury the progress bar.
         warnings.simplefilter("ignore", MisspecificationWarning)
-        m = _measure(cell, im)
+        m = _measure(cell, im, preset)
     variants = ["within", "beyond"] if (cell.question == "Q2" and cell.imitator in UNTRAINED_Q2) else [cell.variant]
     key = {"rung": cell.rung, "imitator": cell.imitator, "question": cell.question, "seed": cell.seed}
     rows, curves = [], []

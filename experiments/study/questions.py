@@ -34,6 +34,7 @@ from experiments.study.rungs import Rung
 from learners.history import LearningHistory
 from learners.protocols import Transition
 from learners.solomonoff import parse_program
+from learners.solomonoff.transplant import carry, transplant_beliefs
 from learners.teachers import make_teacher
 from learners.transformer.agent import TransformerImitator
 
@@ -309,6 +310,58 @@ def q3(im: Imitators, who: str) -> Measured:
     return out
 
 
+def q3_transplant(im: Imitators, who: str, target: Rung) -> Measured:
+    """Q3 (b): conditioned on a teacher history of this rung, switched to a task of another kind
+    (``target``'s scored tasks, another size or env). The reference is the same algorithm started
+    fresh on the new task (a fresh DQN on the new game); returns on the target's scale."""
+    rung, data = im.rung, im.data
+    tdata = RungData(target, data.teacher_seeds, data.scored)
+    out = Measured()
+    num, den, first, last, curves, carried = [], [], [], [], [], []
+    n = target.q3_episodes
+    w = max(3, n // 10)
+    opts = dict(data.teacher)
+    name = opts.pop("name")
+    src, carried_map = None, None
+    if who == "mixture":
+        # What the mixture believes about the algorithm after watching one training-task teacher
+        # learn here (the same history as its held-out Q3).
+        src_task, src_history = data.train_history(im.teacher_seed)
+        src = mixture_for(rung, src_task)
+        src.predict_history(src_history)
+    for j, task in enumerate(tdata.tasks):
+        seed = data.seed("Q3-transplant", target.name, j, im.teacher_seed)
+        obs_space, act_space = _env_spaces(target, task)
+        fresh = make_teacher(name, obs_space, act_space,
+                             seed=data.seed("Q3-transplant-fresh", target.name, j, im.teacher_seed), **opts)
+        ref = _run(fresh, target, task, n, seed)
+        if who == "teacher_fresh":
+            vals = ref
+        elif who == "uniform":
+            vals = _run(UniformRandom(int(act_space.n), seed=seed), target, task, n, seed)
+        elif src is not None:
+            # Those beliefs carried into the target's grammar; its programs learn the new task
+            # from scratch.
+            tgt = mixture_for(target, task)
+            if carried_map is None:  # the target's grammar is the same for every task of its rung
+                carried_map = carry(src, tgt)
+            carried.append(transplant_beliefs(src, tgt, carried=carried_map)["carried_mass"])
+            vals = _run(tgt.compact(), target, task, n, seed)
+        else:
+            raise ValueError(f"Q3 transplant has no imitator {who!r}")
+        num.append(vals.mean())
+        den.append(ref.mean())
+        first.append(vals[:w].mean())
+        last.append(vals[-w:].mean())
+        curves.append(vals)
+    out.ratio("auc_ratio", None, num, den)
+    out.mean("return_first", None, first)
+    out.mean("return_last", None, last)
+    out.curve("return", None, np.arange(n), curves)
+    out.info["transplant"] = {"to": target.name, "carried_mass": carried or None}
+    return out
+
+
 def _q3_agent(im: Imitators, who: str, task: dict, seed: int) -> Any:
     rung, data = im.rung, im.data
     if who == "mixture":
@@ -363,4 +416,4 @@ def steps_to_fraction(history: LearningHistory, values: np.ndarray, frac: float)
 
 QUESTIONS: dict[str, Callable[..., Measured]] = {"Q1": q1, "Q2": q2, "Q3": q3}
 
-__all__ = ["Measured", "Imitators", "q1", "q2", "q3", "teacher_learning", "value", "conditioning_history", "teacher_after"]
+__all__ = ["Measured", "Imitators", "q1", "q2", "q3", "q3_transplant", "teacher_learning", "value", "conditioning_history", "teacher_after"]

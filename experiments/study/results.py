@@ -116,7 +116,8 @@ def gather(out: Path, coverage: list[dict[str, str]], expected: dict[tuple[str, 
 HEADLINE = (("Q1", "now", "kl_bits_late", "Q1 KL late (bits/step)"),
             ("Q2", "within", "continuation_ratio", "Q2 ratio within"),
             ("Q2", "beyond", "continuation_ratio", "Q2 ratio beyond"),
-            ("Q3", "heldout", "auc_ratio", "Q3 AUC ratio"))
+            ("Q3", "heldout", "auc_ratio", "Q3 AUC ratio"),
+            ("Q3", "transplant", "auc_ratio", "Q3 transplant AUC ratio"))
 
 
 def table(summary: list[dict[str, Any]], rungs: list[str]) -> str:

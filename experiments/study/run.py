@@ -145,6 +145,11 @@ def run_study(preset: Preset, rungs: list[Rung], out: Path, *, imitators: set[st
             r.check()
         except ValueError as e:
             raise StudyError(str(e)) from None
+        to = (r.transplant or {}).get("to")
+        target = next((t for t in preset.rungs if t.name == to), None)
+        if r.transplant is not None and (target is None or target.mixture is None):
+            raise StudyError(f"rung {r.name}: transplant target {to!r} is not a rung of preset {preset.name} "
+                             "with a mixture")
     cells, coverage = plan(preset, rungs, imitators, questions, seeds)
     config = config_of(preset, rungs, cells)
     key = config_key(config)

@@ -90,7 +90,9 @@ class Rung:
     mixture: MixtureSpec | None = None
     mixture_cannot: str = ""       # why the mixture cannot run here (when mixture is None)
     transformer: TransformerSpec | None = None
-    transplant: dict | None = None  # Q3 transplant target (None: not defined on this rung)
+    #: Q3 transplant: {"to": name of another rung of the preset}: conditioned here, then that rung's
+    #: tasks (another size or kind of env); None: no transplant from this rung.
+    transplant: dict | None = None
 
     def window(self, T: int) -> int:
         return max(3, int(round(self.window_frac * T)))
@@ -124,8 +126,16 @@ def _tf(model: dict, train: dict, **kw: Any) -> TransformerSpec:
 _SMALL_KINDS = {"Constant": 12, "Stochastic": 12, "Cyclic": 12, "Reactive": 12}
 
 
+def _transplants(rungs: list[Rung], **to: str) -> list[Rung]:
+    """Set each named rung's Q3 transplant target (another rung of the same preset)."""
+    for r in rungs:
+        if r.name in to:
+            r.transplant = {"to": to[r.name]}
+    return rungs
+
+
 def _smoke() -> list[Rung]:
-    return [
+    return _transplants([
         Rung("bandit5", "Bernoulli bandit, 5 arms", "hypospace/Bandit-v0",
              {"n_arms": 5, "n_train": 40, "n_test": 4}, n_val=4, n_train=0, n_test=4, teacher=THOMPSON,
              history_episodes=120, Ts=(10, 30), Ts_beyond=(30,), k=4, q1_episodes=20, q3_episodes=60,
@@ -142,7 +152,7 @@ def _smoke() -> list[Rung]:
              q3_episodes=12, mixture=MixtureSpec(30.0, CHAIN_SMOKE_PARTS, _SMALL_KINDS),
              transformer=_tf({"obs_encoder": "table", "context": 90},
                              {"steps": 60, "subsample": [1]}, train_episodes=48, seeds_per_task=1, expert_last=8)),
-    ]
+    ], darkroom5="chain6")
 
 
 def _opt(steps: int, subsample: list[int], batch_size: int = 32) -> dict[str, Any]:
@@ -154,7 +164,7 @@ def _opt(steps: int, subsample: list[int], batch_size: int = 32) -> dict[str, An
 def _default() -> list[Rung]:
     med = {"n_layer": 4, "n_head": 4, "d_model": 64, "dropout": 0.1, "embd_dropout": 0.1}
     kinds = {"Constant": 22, "Stochastic": 20, "Cyclic": 22, "Reactive": 22}
-    return [
+    return _transplants([
         Rung("bandit5", "Bernoulli bandit, 5 arms", "hypospace/Bandit-v0",
              {"n_arms": 5, "n_train": 2000, "n_test": 20}, n_val=50, n_train=0, n_test=20, teacher=THOMPSON,
              history_episodes=400, Ts=(25, 50, 100), Ts_beyond=(50,), k=4, q1_episodes=50, q3_episodes=100,
@@ -188,7 +198,7 @@ def _default() -> list[Rung]:
              q3_episodes=40, mixture=MixtureSpec(34.0, TD_PARTS, kinds),
              transformer=_tf({**med, "obs_encoder": "table", "context": 150},
                              _opt(1200, [2, 4, 8]), train_episodes=400, seeds_per_task=32, expert_last=20)),
-    ]
+    ], darkroom5="darkroom9", darkroom9="darkroom13", darkroom13="keytodoor5")
 
 
 def _paper() -> list[Rung]:
@@ -250,7 +260,8 @@ def describe(p: Preset) -> str:
         tf = r.transformer
         lines.append(f"  {r.name:<11} {r.label}: tasks {r.n_train or 'all'} train / {r.n_val} val / {r.n_test} test; "
                      f"teacher {r.teacher}; histories {r.history_episodes} episodes; T {list(r.Ts)} (beyond {list(r.Ts_beyond)}), "
-                     f"k {r.k}; mixture {'%g bits' % r.mixture.max_bits if r.mixture else 'cannot'}; transformer "
+                     f"k {r.k}; Q3 transplant to {r.transplant['to'] if r.transplant else 'none'}; "
+                     f"mixture {'%g bits' % r.mixture.max_bits if r.mixture else 'cannot'}; transformer "
                      + (f"{tf.model['n_layer']}x{tf.model['d_model']}, context {tf.model['context']}, "
                         f"{tf.train['steps']} updates, conditioning {tf.conditioning}, slide {tf.slide}" if tf else "cannot"))
     return "\n".join(lines)
