@@ -281,12 +281,22 @@ def _q2_agent(im: Imitators, who: str, variant: str, T: int, task: dict, HT: Lea
     raise ValueError(f"Q2 has no imitator {who!r}")
 
 
+def _q3_scores(runs: list[tuple[np.ndarray, np.ndarray]], n: int) -> Measured:
+    """Q3's scores from (imitator's, fresh teacher's) episode returns per task: the ratio of areas
+    under the curves, the first and last tenth (at least 3 episodes), and the curve."""
+    out = Measured()
+    w = max(3, n // 10)
+    out.ratio("auc_ratio", None, [v.mean() for v, _ in runs], [r.mean() for _, r in runs])
+    out.mean("return_first", None, [v[:w].mean() for v, _ in runs])
+    out.mean("return_last", None, [v[-w:].mean() for v, _ in runs])
+    out.curve("return", None, np.arange(n), [v for v, _ in runs])
+    return out
+
+
 def q3(im: Imitators, who: str) -> Measured:
     rung, data = im.rung, im.data
-    out = Measured()
-    num, den, first, last, curves = [], [], [], [], []
+    runs: list[tuple[np.ndarray, np.ndarray]] = []
     n = rung.q3_episodes
-    w = max(3, n // 10)
     opts = dict(data.teacher)
     name = opts.pop("name")
     for j, task in enumerate(data.tasks):
@@ -298,15 +308,8 @@ def q3(im: Imitators, who: str) -> Measured:
             vals = ref
         else:
             vals = _run(_q3_agent(im, who, task, seed), rung, task, n, seed)
-        num.append(vals.mean())
-        den.append(ref.mean())
-        first.append(vals[:w].mean())
-        last.append(vals[-w:].mean())
-        curves.append(vals)
-    out.ratio("auc_ratio", None, num, den)
-    out.mean("return_first", None, first)
-    out.mean("return_last", None, last)
-    out.curve("return", None, np.arange(n), curves)
+        runs.append((vals, ref))
+    out = _q3_scores(runs, n)
     return out
 
 
@@ -316,10 +319,9 @@ def q3_transplant(im: Imitators, who: str, target: Rung) -> Measured:
     fresh on the new task (a fresh DQN on the new game); returns on the target's scale."""
     rung, data = im.rung, im.data
     tdata = RungData(target, data.teacher_seeds, data.scored)
-    out = Measured()
-    num, den, first, last, curves, carried = [], [], [], [], [], []
+    runs: list[tuple[np.ndarray, np.ndarray]] = []
+    carried: list[float] = []
     n = target.q3_episodes
-    w = max(3, n // 10)
     opts = dict(data.teacher)
     name = opts.pop("name")
     src, carried_map = None, None
@@ -349,15 +351,8 @@ def q3_transplant(im: Imitators, who: str, target: Rung) -> Measured:
             vals = _run(tgt.compact(), target, task, n, seed)
         else:
             raise ValueError(f"Q3 transplant has no imitator {who!r}")
-        num.append(vals.mean())
-        den.append(ref.mean())
-        first.append(vals[:w].mean())
-        last.append(vals[-w:].mean())
-        curves.append(vals)
-    out.ratio("auc_ratio", None, num, den)
-    out.mean("return_first", None, first)
-    out.mean("return_last", None, last)
-    out.curve("return", None, np.arange(n), curves)
+        runs.append((vals, ref))
+    out = _q3_scores(runs, n)
     out.info["transplant"] = {"to": target.name, "carried_mass": carried or None}
     return out
 
