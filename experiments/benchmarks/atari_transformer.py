@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.benchmarks.transformer import _timed
+from experiments.benchmarks.transformer import kl_update, timed
 from experiments.cli import UsageError
 
 
@@ -96,25 +96,14 @@ def _train_updates(mcfg: Any, store: Any, batch: int, seconds: float, seed: int,
 
     from learners.transformer.data import WindowSampler
     from learners.transformer.model import ADTransformer, param_groups
-    from learners.transformer.train import token_loss
 
     torch.manual_seed(seed)
     model = ADTransformer(mcfg)
     opt = torch.optim.AdamW(param_groups(model, 0.1), lr=1e-4)
     sampler = WindowSampler(store, context=mcfg.context, subsample=[1, 2], seed=seed, frame_stack=frame_stack)
-    step = [0]
+    update = kl_update(model, opt, sampler, batch)
 
-    def update() -> None:
-        bt = sampler.batch(step[0], batch)
-        step[0] += 1
-        tl, _ = token_loss(model(bt.tokens), bt, "kl")
-        loss = (tl * bt.mask).sum() / bt.mask.sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-
-    dt, it = _timed(update, seconds, min_iters=2)
+    dt, it = timed(update, seconds, min_iters=2)
     return it * batch * mcfg.context / dt, model
 
 
@@ -158,7 +147,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            "model": base, "batch_windows": batch}
     n = args.matmul_n
     a, b = torch.randn(n, n), torch.randn(n, n)
-    dt, it = _timed(lambda: a @ b, args.seconds / 3)
+    dt, it = timed(lambda: a @ b, args.seconds / 3)
     mm = 2 * n**3 * it / dt
     out["matmul_gflops"] = mm / 1e9
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-def _timed(fn, seconds: float, min_iters: int = 3) -> tuple[float, int]:
+def timed(fn, seconds: float, min_iters: int = 3) -> tuple[float, int]:
+    """(wall seconds, calls) of calling ``fn`` for at least ``seconds`` and ``min_iters`` calls, after one warm-up."""
     fn()  # warm-up
     n, t0 = 0, time.perf_counter()
     while n < min_iters or time.perf_counter() - t0 < seconds:
@@ -60,6 +61,28 @@ def _synthetic_store(root: str, A: int, S: int, ep_len: int, episodes: int, hist
     return PackedStore.open(pack_histories(hs, os.path.join(root, "packed")))
 
 
+def kl_update(model: Any, opt: Any, sampler: Any, batch: int):
+    """One training update of the AD loss (KL to the teacher's probabilities) per call, on the
+    sampler's next batch: what the trainer does per update, without its bookkeeping."""
+    import torch  # loaded by the caller already (see run)
+
+    from learners.transformer.train import token_loss
+
+    step = [0]
+
+    def update() -> None:
+        bt = sampler.batch(step[0], batch)
+        step[0] += 1
+        tl, _ = token_loss(model(bt.tokens), bt, "kl")
+        loss = (tl * bt.mask).sum() / bt.mask.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    return update
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     # torch and the transformer package (which imports it) on use: torch's import takes 2.3 s
     # here, 9x all the rest of --help.
@@ -69,7 +92,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from learners.transformer.data import WindowSampler
     from learners.transformer.model import ADTransformer, ModelConfig, param_groups
     from learners.transformer.presets import preset
-    from learners.transformer.train import token_loss
 
     threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
     if not threads or min(threads) < 1:
@@ -85,24 +107,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             torch.set_num_threads(th)
             n = args.matmul_n
             a, b = torch.randn(n, n), torch.randn(n, n)
-            dt, it = _timed(lambda: a @ b, args.seconds / 4)
+            dt, it = timed(lambda: a @ b, args.seconds / 4)
             mm = 2 * n**3 * it / dt
             torch.manual_seed(args.seed)
             model = ADTransformer(mcfg)
             opt = torch.optim.AdamW(param_groups(model, 0.1), lr=1e-3)
-            step = [0]
+            update = kl_update(model, opt, sampler, batch)
 
-            def update() -> None:
-                bt = sampler.batch(step[0], batch)
-                step[0] += 1
-                tl, _ = token_loss(model(bt.tokens), bt, "kl")
-                loss = (tl * bt.mask).sum() / bt.mask.sum()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-
-            dt, it = _timed(update, args.seconds)
+            dt, it = timed(update, args.seconds)
             tok_s = it * batch * mcfg.context / dt
             flops = model.flops_per_token(mcfg.context) * tok_s
             # Acting at a long context.
