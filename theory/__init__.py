@@ -8,9 +8,9 @@
   simulating a teacher's learning in a forward pass by the published constructions.
 * ``theory.symbolic`` -- the mixture's bounds as sympy expressions in the prior bits and the
   smoothing term.
-* ``theory.grammar_graph`` -- the mixture's grammar as a typed networkx graph and its program
-  counts by length (dynamic programming, sympy generating functions). The one module here that
-  reads ``learners.solomonoff`` (its code tables), so that it counts what the enumerator enumerates.
+* ``theory.grammar_graph`` -- counting the programs of a grammar given as a typed networkx graph
+  (dynamic programming, sympy generating functions); ``learners.solomonoff.grammar_graph`` builds
+  that graph from the mixture's grammar. Nothing here imports the rest of the project.
 """
 from importlib import import_module
 

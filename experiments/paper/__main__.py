@@ -30,7 +30,8 @@ import matplotlib
 from tqdm import tqdm
 
 from experiments.cli import fail
-from experiments.paper.figures import FIGURES, STYLE, save
+from experiments.paper.figures import FIGURES
+from experiments.paper.style import STYLE, save
 from experiments.paper.load import Study, StudyError, load_study
 from experiments.paper.report import write_report
 from experiments.paper.scaling import Scaling, draw_scaling, load_scaling, report_section

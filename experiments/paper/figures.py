@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import math
 import textwrap
-import warnings
-import zlib
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import matplotlib
@@ -20,185 +16,15 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
-from scipy import stats
 
 from experiments.paper.load import COMPLEXITY_KEYS, Study
-
-# What fixes the bytes: no dates in PDF, no software tag in PNG, a fixed SVG hash salt; TrueType
-# fonts embedded (type 42) so the PDF's text stays text in a paper.
-STYLE = {
-    "svg.hashsalt": "hypospace-paper",
-    "pdf.fonttype": 42,
-    "font.family": "DejaVu Sans",
-    "font.size": 8,
-    "axes.titlesize": 8.5,
-    "axes.labelsize": 8,
-    "legend.fontsize": 7.5,
-    "xtick.labelsize": 7,
-    "ytick.labelsize": 7,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.25,
-    "lines.linewidth": 1.4,
-    "savefig.dpi": 150,
-}
-METADATA = {"pdf": {"CreationDate": None, "ModDate": None}, "png": {"Software": None}, "svg": {"Date": None}}
-
-IMITATORS = ("mixture", "transformer")
-# Okabe-Ito colours (distinguishable with colour-blindness); an imitator's ablations in a lighter
-# shade of its own colour, the teacher in black, random in grey.
-COLOURS = {
-    "mixture": "#0072B2",
-    "transformer": "#D55E00",
-    "mixture_prior": "#56B4E9",
-    "transformer_empty": "#E69F00",
-    "expert_distillation": "#CC79A7",
-    "teacher": "#000000",
-    "teacher_continued": "#000000",
-    "teacher_frozen": "#7F7F7F",
-    "teacher_fresh": "#009E73",
-    "uniform": "#BBBBBB",
-}
-# What each imitator and control is, for the report's key to its tables.
-MEANINGS = {
-    "mixture": "the idealized imitator: a bounded Solomonoff-style mixture over agent programs",
-    "transformer": "the practical imitator: an Algorithm-Distillation transformer run in context",
-    "mixture_prior": "control: the mixture acting from its prior, never shown the teacher",
-    "transformer_empty": "control: the transformer from an empty context",
-    "expert_distillation": "control: a transformer trained on the teacher's final episodes only",
-    "teacher": "the teacher learning from scratch",
-    "teacher_continued": "reference: the teacher continued from T",
-    "teacher_frozen": "control: the teacher frozen at T",
-    "teacher_fresh": "reference: a fresh teacher learning the new task",
-    "uniform": "control: uniform random actions",
-}
-LABELS = {
-    "mixture": "mixture (Solomonoff)",
-    "transformer": "transformer (AD)",
-    "mixture_prior": "mixture, prior only",
-    "transformer_empty": "transformer, empty context",
-    "expert_distillation": "expert distillation",
-    "teacher": "teacher",
-    "teacher_continued": "teacher continued",
-    "teacher_frozen": "teacher frozen at T",
-    "teacher_fresh": "fresh teacher",
-    "uniform": "uniform random",
-}
-ORDER = tuple(COLOURS)
-_SPARE = ("#8C564B", "#9467BD", "#17BECF", "#BCBD22", "#E377C2")
-# The continuation ratio is framed to this range: it explodes where the teacher itself barely
-# improves from T to kT (a near-zero denominator), and one such point would flatten the rest.
-RATIO_FRAME = (-1.5, 2.0)
-VARIANT_DASH = {"within": "-", "beyond": (0, (4, 2))}
-COMPLEXITY_LABELS = {
-    "log2_hypotheses": "log2 hypotheses (mixture budget)",
-    "states_x_actions": "|S|·|A|",
-    "teacher_params": "teacher parameters",
-    "teacher_steps_to_90": "teacher steps to 90% of optimal",
-}
-WIDTH = 7.0          # inches: the full width of a two-column paper
-ROW_HEIGHT = 2.1
-MAX_CURVE_POINTS = 400   # a plotted line needs no more; longer curves are sampled evenly
-BAND_RESAMPLES = 2000
-RETURN_LABEL = "return (fraction of optimal)"
-
-BAND_METHOD = (f"Lines are means over seeds of the per-seed curves (each already averaged over test tasks); bands are "
-               f"95% percentile bootstrap intervals of that mean over seeds ({BAND_RESAMPLES:,} resamples, fixed "
-               f"generator); a point seen by one seed only has no band.")
-SUMMARY_METHOD = ("Points are the means in summary.csv; bands and bars are its 95% intervals (percentile, stratified "
-                  "bootstrap over seeds with test tasks as strata).")
-
-
-@dataclass(frozen=True)
-class Absent:
-    """A cell a figure would show but the study did not measure (``partly``: some seeds were, and
-    the figure draws those)."""
-    rung: str
-    name: str
-    question: str
-    variant: str
-    status: str
-    reason: str
-    partly: bool = False
-
-
-@dataclass
-class Drawn:
-    """One figure: its file stem and title, the matplotlib figure (None when skipped), a caption
-    saying what is plotted and how intervals are made, and the cells that could not be drawn."""
-    stem: str
-    title: str
-    figure: Figure | None = None
-    caption: str = ""
-    absent: list[Absent] = field(default_factory=list)
-    skipped: str = ""
-    rungs: list[str] = field(default_factory=list)  # the rungs it shows
-
-
-def colour(name: str) -> str:
-    """The fixed colour of an imitator or control (unknown names: a fixed colour from their name)."""
-    return COLOURS.get(name) or _SPARE[zlib.crc32(name.encode()) % len(_SPARE)]
-
-
-def label(name: str) -> str:
-    return LABELS.get(name, name.replace("_", " "))
-
-
-def in_order(names) -> list[str]:
-    names = set(names)
-    return [n for n in ORDER if n in names] + sorted(names - set(ORDER))
-
-
-def _line_kw(name: str) -> dict:
-    main = name in IMITATORS or name == "teacher"
-    return {"color": colour(name), "lw": 1.8 if main else 1.2, "ls": "-" if main else (0, (5, 2)),
-            "zorder": 3 if main else 2}
-
-
-def fmt_T(T: float | None) -> str:
-    if T is None:
-        return ""
-    return str(int(T)) if float(T).is_integer() else f"{T:g}"
-
-
-# ---- curves over seeds ----------------------------------------------------------------------
-
-def seed_band(by_seed: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """x, the mean over seeds, and the 95% percentile bootstrap band of that mean (NaN where fewer
-    than two seeds have the point). Seeds are aligned on x; a long curve is sampled at
-    ``MAX_CURVE_POINTS`` evenly spaced x."""
-    xs = np.unique(np.concatenate([x for x, _ in by_seed.values()]))
-    if len(xs) > MAX_CURVE_POINTS:
-        xs = xs[np.unique(np.round(np.linspace(0, len(xs) - 1, MAX_CURVE_POINTS)).astype(int))]
-    m = np.full((len(by_seed), len(xs)), np.nan)
-    for i, (x, y) in enumerate(by_seed.values()):
-        idx = np.searchsorted(xs, x)
-        ok = (idx < len(xs)) & (xs[np.minimum(idx, len(xs) - 1)] == x)
-        m[i, idx[ok]] = y[ok]
-    count = np.sum(~np.isnan(m), axis=0)
-    mean = np.nanmean(m, axis=0) if len(by_seed) else np.full(len(xs), np.nan)
-    lo = np.full(len(xs), np.nan)
-    hi = np.full(len(xs), np.nan)
-    rng = np.random.default_rng(0)
-    full = count == len(by_seed)
-    with warnings.catch_warnings():
-        # identical values across seeds (a deterministic control) make a degenerate, zero-width band
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        if len(by_seed) >= 2 and full.any():
-            r = stats.bootstrap((m[:, full],), np.mean, axis=0, vectorized=True, n_resamples=BAND_RESAMPLES,
-                                method="percentile", batch=200, rng=rng)
-            lo[full], hi[full] = r.confidence_interval.low, r.confidence_interval.high
-        for j in np.flatnonzero(~full & (count >= 2)):
-            r = stats.bootstrap((m[~np.isnan(m[:, j]), j],), np.mean, n_resamples=BAND_RESAMPLES,
-                                method="percentile", rng=rng)
-            lo[j], hi[j] = r.confidence_interval.low, r.confidence_interval.high
-    return xs, mean, lo, hi
-
+from experiments.paper.style import (BAND_METHOD, COLOURS, COMPLEXITY_LABELS, IMITATORS, ORDER, RATIO_FRAME,
+                                    RETURN_LABEL, ROW_HEIGHT, STYLE, SUMMARY_METHOD, VARIANT_DASH, WIDTH, Absent, Drawn,
+                                    colour, figure_legend, fmt_T, in_order, label, line_kw, new_figure, save, seed_band)
 
 def _plot_curve(ax, by_seed, name: str, *, label_: str | None = None, **over) -> None:
     x, mean, lo, hi = seed_band(by_seed)
-    kw = _line_kw(name) | over
+    kw = line_kw(name) | over
     ax.plot(x, mean, label=label_ or label(name), **kw)
     if np.any(np.isfinite(lo)):
         ax.fill_between(x, lo, hi, color=kw["color"], alpha=0.18, lw=0, zorder=1)
@@ -241,26 +67,6 @@ def _empty(ax, text: str) -> None:
             ha="center", va="center", fontsize=7, color="#444444")
 
 
-def _figure(nrows: int, ncols: int, *, height: float | None = None) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(WIDTH, height or ROW_HEIGHT * nrows + 0.5), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    return fig, axes
-
-
-def _legend(fig: Figure, extra: list[tuple[object, str]] = ()) -> None:
-    """One legend for the whole figure, in the fixed imitator order, below the panels."""
-    seen: dict[str, object] = {}
-    for ax in fig.axes:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            seen.setdefault(lab, h)
-    rank = {label(n): i for i, n in enumerate(ORDER)}
-    labs = sorted(seen, key=lambda s: (rank.get(s, len(rank)), s))
-    handles = [seen[s] for s in labs] + [h for h, _ in extra]
-    labs = labs + [s for _, s in extra]
-    if handles:
-        fig.legend(handles, labs, loc="outside lower center", ncol=min(len(labs), 3), frameon=False)
-
-
 def _variants(keys, question: str, known: tuple[str, ...]) -> list[str]:
     """The variants of a question present in ``keys`` (curve, summary or coverage keys): known ones first."""
     have = {k[3] for k in keys if k[2] == question}
@@ -287,13 +93,13 @@ def _return_panel(ax, study: Study, rung: str, question: str, variant: str, who,
 def _return_grid(d: Drawn, study: Study, rungs: list[str], question: str, variants: list[str], who,
                  Ts: dict[str, float | None], xlabel: str) -> None:
     """Return curves, one row per rung and one column per variant, into ``d``."""
-    fig, axes = _figure(len(rungs), len(variants))
+    fig, axes = new_figure(len(rungs), len(variants))
     for i, rung in enumerate(rungs):
         at = "" if Ts[rung] is None else f", T = {fmt_T(Ts[rung])}"
         for j, variant in enumerate(variants):
             _return_panel(axes[i, j], study, rung, question, variant, who, Ts[rung], d.absent,
                           title=f"{study.label(rung)} — {variant}{at}", xlabel=xlabel)
-    _legend(fig)
+    figure_legend(fig)
     d.rungs = list(rungs)
     d.figure = fig
 
@@ -322,13 +128,13 @@ def fig_teacher_learning(study: Study) -> Drawn:
         d.skipped = "the study has no teacher learning curves (curves.csv, question teacher, curve return)"
         return d
     nrows, ncols = _grid_cols(len(rungs))
-    fig, axes = _figure(nrows, ncols)
+    fig, axes = new_figure(nrows, ncols)
     for ax, rung in zip(axes.flat, rungs):
         for key in sorted(k for k in study.curves if k[0] == rung and k[2] == "teacher" and k[4] == "return"):
             _plot_curve(ax, study.curves[key], key[1])
         ax.set(title=study.label(rung), xlabel="episode", ylabel=RETURN_LABEL)
     _hide_unused(axes, len(rungs))
-    _legend(fig)
+    figure_legend(fig)
     d.rungs = list(rungs)
     d.figure = fig
     d.caption = ("The teacher's own learning on each rung: normalised return per episode (fraction of the task's "
@@ -346,7 +152,7 @@ def fig_q1_tracking(study: Study) -> Drawn:
     if not rungs:
         d.skipped = "the study has no Q1 tracking curves (curves.csv, question Q1, curve kl_bits)"
         return d
-    fig, axes = _figure(2 if bound_rungs else 1, len(rungs))
+    fig, axes = new_figure(2 if bound_rungs else 1, len(rungs))
     for j, rung in enumerate(rungs):
         ax = axes[0, j]
         keys = sorted(k for k in study.curves if k[0] == rung and k[2] == "Q1" and k[4] == "kl_bits")
@@ -373,7 +179,7 @@ def fig_q1_tracking(study: Study) -> Drawn:
                 c = study.not_done(rung, "mixture", "Q1", "now")
                 _empty(ax, f"mixture: {c.status}" + (f"\n{c.reason}" if c.reason else "") if c else "no mixture curve")
             ax.set(xlabel="step", ylabel="cumulative bits")
-    _legend(fig)
+    figure_legend(fig)
     d.rungs = list(rungs)
     d.figure = fig
     d.caption = ("Top: KL divergence from the teacher's action distribution to each imitator's and control's, in "
@@ -533,7 +339,7 @@ def fig_q2_headline(study: Study) -> Drawn:
         ratio_limits(ax, points)
     extra = [(Line2D([], [], color=colour("teacher_continued"), lw=0.8, ls=":"), "1: keeps improving like the teacher"),
              (Line2D([], [], color=colour("teacher_frozen"), lw=0.8, ls=":"), "0: frozen where its history ended")]
-    _legend(fig, extra)
+    figure_legend(fig, extra)
     d.rungs = list(rungs)
     d.figure = fig
     d.caption = ("The continuation ratio (R_imitator(kT) − R_teacher(T)) / (R_teacher(kT) − R_teacher(T)): 1 means the "
@@ -580,7 +386,7 @@ def fig_mixture_beliefs(study: Study) -> Drawn:
         return d
     others = [r for r in study.rung_names if r not in rungs and study.not_done(r, "mixture", "Q1", "now")]
     nrows, ncols = _grid_cols(len(rungs) + len(others))
-    fig, axes = _figure(nrows, ncols)
+    fig, axes = new_figure(nrows, ncols)
     for ax, rung in zip(axes.flat, rungs + others):
         ax.set(title=study.label(rung), xlabel="step of the teacher's history", ylabel="posterior mass", ylim=(-0.02, 1.02))
         if rung in rungs:
@@ -590,7 +396,7 @@ def fig_mixture_beliefs(study: Study) -> Drawn:
             d.absent.append(Absent(rung, "mixture", "Q1", "now", c.status, c.reason))
             _empty(ax, f"mixture: {c.status}" + (f"\n{c.reason}" if c.reason else ""))
     _hide_unused(axes, len(rungs) + len(others))
-    _legend(fig)
+    figure_legend(fig)
     d.rungs = rungs + others
     d.figure = fig
     d.caption = ("The mixture's posterior mass on the teacher's own program class (every enumerated program equivalent "
@@ -608,7 +414,7 @@ def fig_complexity_axis(study: Study) -> Drawn:
     if not rungs:
         d.skipped = "study.json lists no rungs"
         return d
-    fig, axes = _figure(2, 2, height=2 * ROW_HEIGHT + 1.2)
+    fig, axes = new_figure(2, 2, height=2 * ROW_HEIGHT + 1.2)
     pos = np.arange(len(rungs))
     for ax, ckey in zip(axes.flat, COMPLEXITY_KEYS):
         vals = [_complexity(study, r, ckey) for r in rungs]
@@ -646,17 +452,6 @@ def draw_all(study: Study) -> list[Drawn]:
     """Every figure in the paper's order (skipped ones included, with the reason)."""
     with matplotlib.rc_context(STYLE):
         return [f(study) for f in FIGURES]
-
-
-def save(drawn: Drawn, directory: Path, formats: tuple[str, ...]) -> list[Path]:
-    """Write a figure in each format with fixed metadata; returns the paths written."""
-    out = []
-    with matplotlib.rc_context(STYLE):
-        for fmt in formats:
-            p = directory / f"{drawn.stem}.{fmt}"
-            drawn.figure.savefig(p, format=fmt, metadata=METADATA[fmt])
-            out.append(p)
-    return out
 
 
 __all__ = ["Drawn", "Absent", "FIGURES", "draw_all", "save", "colour", "label", "seed_band", "pick_T", "in_order", "fmt_T", "COLOURS", "IMITATORS"]

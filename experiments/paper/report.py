@@ -7,7 +7,7 @@ import math
 import re
 from pathlib import Path
 
-from experiments.paper.figures import IMITATORS, MEANINGS, Absent, Drawn, fmt_T, in_order, label
+from experiments.paper.style import IMITATORS, MEANINGS, Absent, Drawn, fmt_T, in_order, label
 from experiments.paper.load import Interval, Study
 
 QUESTION_ORDER = ("teacher", "Q1", "Q2", "Q3")
@@ -180,7 +180,7 @@ def write_report(study: Study, drawn: list[Drawn], directory: Path, formats: tup
              f"- command: `{p.get('command', 'unknown')}`",
              f"- commit: `{p.get('commit', 'unknown')}`",
              f"- seeds: {', '.join(map(str, study.seeds))}",
-             f"- rungs: " + ", ".join(f"{study.label(r)} (`{r}`)" for r in study.rung_names),
+             "- rungs: " + ", ".join(f"{study.label(r)} (`{r}`)" for r in study.rung_names),
              f"- imitators: {', '.join(study.meta.get('imitators', []))}; questions: {', '.join(study.meta.get('questions', []))}"]
     versions = p.get("versions") or {}
     if versions:

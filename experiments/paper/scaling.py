@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.paper.figures import RATIO_FRAME, ROW_HEIGHT, VARIANT_DASH, Drawn, _figure, colour
+from experiments.paper.style import RATIO_FRAME, ROW_HEIGHT, VARIANT_DASH, Drawn, colour, new_figure
 from experiments.paper.load import StudyError
 from experiments.scaling.fit import BAND_EXTENSION, MAX_EXTRAPOLATION_OOMS
 from theory import compute as TC
@@ -84,7 +84,7 @@ def fig_scaling_continuation(sc: Scaling) -> Drawn:
     if not rungs:
         d.skipped = "fit.json has no continuation-ratio fit"
         return d
-    fig, axes = _figure(1, len(rungs), height=ROW_HEIGHT + 0.9)
+    fig, axes = new_figure(1, len(rungs), height=ROW_HEIGHT + 0.9)
     for ax, rung in zip(axes.flat, rungs):
         xs, ys = [], []
         for metric, variant in CONTINUATION.items():
@@ -137,7 +137,7 @@ def fig_scaling_continuation(sc: Scaling) -> Drawn:
 # ---- figure S2: how many OOMs ----------------------------------------------------------------------
 def fig_how_many_ooms(rows: list[dict[str, Any]]) -> Drawn:
     d = Drawn("figS2_how_many_ooms", "How many OOMs: simulating the teacher's learning in a forward pass")
-    fig, axes = _figure(1, 2, height=ROW_HEIGHT + 1.3)
+    fig, axes = new_figure(1, 2, height=ROW_HEIGHT + 1.3)
     names = [r["name"] for r in rows]
     pos = np.arange(len(rows))
     ax = axes[0, 0]
