@@ -158,6 +158,11 @@ class LearningHistory:
     def done(self) -> np.ndarray:
         return np.asarray(self.terminated) | np.asarray(self.truncated)
 
+    def attach_snapshot_files(self, files: dict[int, tuple[str, str | None]]) -> None:
+        """Weight snapshots stored as files in the history's directory: ``{step: (file name,
+        sha256 or None)}``, read on demand by ``snapshot``."""
+        self._snapshot_files = {int(s): (str(f), d) for s, (f, d) in files.items()}
+
     @property
     def snapshot_steps(self) -> list[int]:
         return sorted(set(self._snapshot_files) | set(self._snapshot_mem))

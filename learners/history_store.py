@@ -199,8 +199,9 @@ def load_history(directory: str | os.PathLike, *, verify: bool = True, mmap: boo
         teacher_probs=arrays["teacher_probs"], segment=arrays["segment"],
         teacher_values=arrays.get("teacher_values"),
         final_obs_step=np.asarray(arrays["final_obs_step"]), final_obs=arrays["final_obs"],
-        metadata=metadata, path=d, _snapshot_files=snaps,
+        metadata=metadata, path=d,
     )
+    h.attach_snapshot_files(snaps)
     h.validate()
     # The manifest's summary must agree with the columns it describes.
     if manifest["n_steps"] != len(h):

@@ -93,10 +93,10 @@ def history_games(h: LearningHistory) -> list[str]:
 
 @lru_cache(maxsize=None)
 def full_action_map(game: str) -> tuple[int, ...]:
-    """Full-set index of each action of ``game``'s minimal action set (ALE's own table)."""
+    """Full-set index of each action of ``game``'s minimal action set (ALE's ``getMinimalActionSet``)."""
     e = gym.make(f"ALE/{game}-v5", full_action_space=False, disable_env_checker=True)
     try:
-        return tuple(int(getattr(a, "value", a)) for a in e.unwrapped._action_set)
+        return tuple(int(getattr(a, "value", a)) for a in e.unwrapped.ale.getMinimalActionSet())
     finally:
         e.close()
 
@@ -139,7 +139,7 @@ def open_history(path: str | Path, steps: int | None = None) -> LearningHistory:
         h.metadata = {**dict(load_state(p / CHECKPOINT, mmap=True).get("metadata") or {}),
                       "frames_key": f"partial-{p.name}-{int(part['rows'])}"}
         h.path = p
-        h._snapshot_files = {int(s["step"]): (s["file"], s["sha256"]) for s in part.get("snapshots", [])}
+        h.attach_snapshot_files({int(s["step"]): (s["file"], s["sha256"]) for s in part.get("snapshots", [])})
     else:
         raise HistoryError(f"{p} is not a history (no manifest.json or partial.json)")
     if steps is not None and steps < len(h):
