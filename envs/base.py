@@ -148,6 +148,15 @@ class ToyEnv(gym.Env):
             raise ValueError(f"action {action!r} is not in Discrete({n})")
         return a
 
+    def _end_step(self, terminated: bool = False) -> tuple[bool, bool]:
+        """What every ``step`` does last: count the step, truncate at ``episode_len`` unless the
+        episode terminated, and mark the episode over. Returns ``(terminated, truncated)``."""
+        self._t += 1
+        truncated = not terminated and self._t >= self.episode_len
+        if terminated or truncated:
+            self._done = True
+        return bool(terminated), truncated
+
 
 # ---- argument checks (one-line ValueErrors that name the kwarg) ----------------------------
 def as_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:

@@ -167,11 +167,8 @@ class Chain(ToyEnv):
         else:
             s2 = s + 1
         self._s = s2
-        self._t += 1
-        truncated = self._t >= self.episode_len
-        if truncated:
-            self._done = True
-        return s2, reward, False, truncated, {}
+        terminated, truncated = self._end_step()
+        return s2, reward, terminated, truncated, {}
 
     # ---- state ----------------------------------------------------------------------------
     @property

@@ -86,11 +86,8 @@ class DarkRoom(ToyEnv):
         reward = 1.0 if cell == self._goal_cell else 0.0  # the step BEGINS on the goal
         cell = self._moves[cell][a]
         self._cell = cell
-        self._t += 1
-        truncated = self._t >= self.episode_len
-        if truncated:
-            self._done = True
-        return cell, reward, False, truncated, {}
+        terminated, truncated = self._end_step()
+        return cell, reward, terminated, truncated, {}
 
     # ---- state ----------------------------------------------------------------------------
     @property

@@ -99,10 +99,7 @@ class DarkKeyToDoor(ToyEnv):
         elif cell == self._key_cell:
             reward = 1.0
             self._has_key = 1
-        self._t += 1
-        truncated = not terminated and self._t >= self.episode_len
-        if terminated or truncated:
-            self._done = True
+        terminated, truncated = self._end_step(terminated)
         return cell + self._n_cells * self._has_key, reward, terminated, truncated, {}
 
     # ---- state ----------------------------------------------------------------------------

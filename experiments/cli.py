@@ -82,6 +82,16 @@ def config_overrides(args: argparse.Namespace, config_cls: type, *, prefix: str 
     return out
 
 
+def described_parser(prog: str, doc: str | None, appendix: str = "") -> argparse.ArgumentParser:
+    """A script's parser from its module docstring: the first line is the description, the rest
+    (examples, outputs) the epilog, followed by ``appendix`` (for example the presets' values)."""
+    doc = (doc or "").strip()
+    head, _, rest = doc.partition("\n\n")
+    epilog = rest + (f"\n\n{appendix}" if appendix else "")
+    return argparse.ArgumentParser(prog=prog, description=head.splitlines()[0] if head else None, epilog=epilog or None,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def parse_kv(items: list[str] | None) -> dict[str, Any]:
     """``["goal=[2,7]", "size=9"]`` -> ``{"goal": [2, 7], "size": 9}`` (values parsed as JSON when they parse)."""
     out: dict[str, Any] = {}

@@ -23,7 +23,7 @@ import envs  # noqa: F401
 from experiments.protocol import score_predictions
 from learners.protocols import Transition
 from learners.recorder import record
-from learners.solomonoff.checks import assert_bound
+from learners.solomonoff.checks import assert_bound, reference_probs
 from learners.solomonoff.enumerate import enumerate_programs
 from learners.solomonoff.grammar import Grammar
 from learners.solomonoff.hypotheses import td_arrays_from_programs, td_arrays_from_space
@@ -152,14 +152,7 @@ def _history(episodes: int, seed: int = 0, env=DARKROOM, **kw):
 
 
 def _program_probs(src: str, grammar: Grammar, hist) -> np.ndarray:
-    agent = ProgramAgent(parse_program(src), grammar, smoothing=SM)
-    out = np.empty((len(hist), grammar.n_actions))
-    for t in range(len(hist)):
-        s = int(hist.obs[t])
-        out[t] = agent.raw_probs(s)
-        agent.observe(Transition(s, int(hist.action[t]), float(hist.reward[t]), int(hist.next_obs(t)),
-                                 bool(hist.terminated[t]), bool(hist.truncated[t])))
-    return out
+    return reference_probs(src, grammar, hist, SM, raw=True)
 
 
 def _engine_probs(eng: TDEngine, hist) -> np.ndarray:

@@ -20,12 +20,11 @@ import envs  # noqa: F401
 from experiments.protocol import score_predictions
 from learners.protocols import Transition
 from learners.recorder import record
-from learners.solomonoff.checks import assert_bound
+from learners.solomonoff.checks import assert_bound, reference_probs
 from learners.solomonoff.grammar import Grammar
 from learners.solomonoff.mixture import Mixture
 from learners.solomonoff.parser import ProgramParseError, parse_program
 from learners.solomonoff.printer import program_source
-from learners.solomonoff.semantics import ProgramAgent
 
 #: A chain, where "left" at the end stays put: the next state often equals the current one, which
 #: is where the order of acting and updating shows (~200 of 6000 steps; on a 4x4 Dark Room ~3)
@@ -82,14 +81,7 @@ def _history(seed: int, episodes: int, env=None, teacher_class=None):
 
 
 def _program_probs(src: str, grammar: Grammar, hist) -> np.ndarray:
-    agent = ProgramAgent(parse_program(src), grammar, smoothing=2.0 ** -10)
-    out = np.empty((len(hist), grammar.n_actions))
-    for t in range(len(hist)):
-        s = int(hist.obs[t])
-        out[t] = agent.raw_probs(s)
-        agent.observe(Transition(s, int(hist.action[t]), float(hist.reward[t]), int(hist.next_obs(t)),
-                                 bool(hist.terminated[t]), bool(hist.truncated[t])))
-    return out
+    return reference_probs(src, grammar, hist, 2.0 ** -10, raw=True)
 
 
 def test_act_first_program_is_the_act_first_teacher():

@@ -4,13 +4,14 @@ recomputes no result."""
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from learners.files import read_json
 
 STUDY_FORMAT = "hypospace.study/"  # the major version the paper reads: "hypospace.study/1"
 
@@ -111,13 +112,7 @@ def _rows(path: Path, required: tuple[str, ...]):
 
 
 def _read_meta(directory: Path) -> dict[str, Any]:
-    p = directory / "study.json"
-    if not p.is_file():
-        raise StudyError(f"{directory} is not a study directory (no study.json)")
-    try:
-        meta = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise StudyError(f"study.json is not valid JSON ({e})") from None
+    meta = read_json(directory / "study.json", StudyError, missing=f"{directory} is not a study directory (no study.json)")
     if not isinstance(meta, dict) or not str(meta.get("format", "")).startswith(STUDY_FORMAT):
         raise StudyError(f"study.json is not a study (format {meta.get('format') if isinstance(meta, dict) else None!r}, "
                          f"expected {STUDY_FORMAT}1)")

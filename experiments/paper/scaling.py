@@ -9,7 +9,6 @@ nothing is refitted here and no number in the section is typed by hand.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from experiments.paper.style import RATIO_FRAME, ROW_HEIGHT, VARIANT_DASH, Drawn, colour, new_figure
 from experiments.paper.load import StudyError
+from learners.files import read_json
 from experiments.scaling.fit import BAND_EXTENSION, MAX_EXTRAPOLATION_OOMS
 from theory import compute as TC
 
@@ -50,10 +50,7 @@ def load_scaling(directory: str | Path) -> Scaling:
     for p in (fj, sc):
         if not p.is_file():
             raise StudyError(f"--scaling {d}: no {p.name} (the output of python -m experiments.scaling)")
-    try:
-        fit = json.loads(fj.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise StudyError(f"{fj}: not JSON ({e})") from None
+    fit = read_json(fj, StudyError)
     if not isinstance(fit, dict) or not str(fit.get("format", "")).startswith(SCALING_FORMAT) \
             or not isinstance(fit.get("fits"), dict):
         raise StudyError(f"{fj}: not a scaling sweep's fit.json (format {SCALING_FORMAT}1)")

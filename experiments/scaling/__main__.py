@@ -20,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments.cli import fail
+from experiments.cli import described_parser, fail
 from experiments.scaling.presets import PRESETS, describe, preset
 from experiments.scaling.run import ScalingError, run_scaling
 from experiments.study.executor import EXECUTORS
@@ -30,11 +30,8 @@ PROG = "python -m experiments.scaling"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    doc = (__doc__ or "").strip()
     presets = "\n\n".join(describe(preset(n)) for n in PRESETS)
-    p = argparse.ArgumentParser(prog=PROG, description=doc.splitlines()[0],
-                                epilog=doc.split("\n\n", 1)[1] + "\n\nPresets (the values each runs with):\n" + presets,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = described_parser(PROG, __doc__, "Presets (the values each runs with):\n" + presets)
     p.add_argument("--preset", choices=list(PRESETS), default="smoke", help="sweep size (default: smoke)")
     p.add_argument("--out", required=True, help="output directory (new, or this sweep's with --resume)")
     p.add_argument("--resume", action="store_true", help="continue the sweep in --out (each level's study resumes)")

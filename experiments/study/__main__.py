@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments.cli import fail
+from experiments.cli import described_parser, fail
 from experiments.study.cells import CONTROLS, IMITATORS
 from experiments.study.executor import EXECUTORS
 from experiments.study.results import table
@@ -31,11 +31,8 @@ QUESTIONS = ("Q1", "Q2", "Q3")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    doc = (__doc__ or "").strip()
     presets = "\n\n".join(describe(preset(n)) for n in PRESETS)
-    p = argparse.ArgumentParser(prog=PROG, description=doc.splitlines()[0],
-                                epilog=doc.split("\n\n", 1)[1] + "\n\nPresets (the values each runs with):\n" + presets,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = described_parser(PROG, __doc__, "Presets (the values each runs with):\n" + presets)
     p.add_argument("--preset", choices=list(PRESETS), default="smoke", help="study size (default: smoke)")
     p.add_argument("--out", required=True, help="study directory (new, or an existing one of the same study with --resume)")
     p.add_argument("--resume", action="store_true", help="continue the study in --out, skipping cells already done")

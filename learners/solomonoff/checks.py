@@ -17,26 +17,37 @@ from typing import Any, Sequence
 import numpy as np
 
 from learners.protocols import Transition
+from learners.solomonoff.parser import parse_program
 from learners.solomonoff.syntax import Program
 from learners.solomonoff.semantics import ProgramAgent
 from theory import bounds as TB
 
 
-def reference_log_loss(program: Program, grammar: Any, history: Any, smoothing: float) -> np.ndarray:
-    """Cumulative log-loss (bits) of the smoothed program on the history's actions, per step."""
+def reference_probs(program: Program | str, grammar: Any, history: Any, smoothing: float, *,
+                    raw: bool = False) -> np.ndarray:
+    """The program's action probabilities at every step of the history, teacher-forced along it by
+    the slow reference interpreter (``semantics.ProgramAgent``): smoothed, or ``raw`` (before the
+    smoothing). Stops after the last step whose next observation the history holds."""
+    if isinstance(program, str):
+        program = parse_program(program)
     ag = ProgramAgent(program, grammar, smoothing=smoothing)
-    T = len(history)
-    out = np.empty(T)
-    for t in range(T):
+    out = np.empty((len(history), grammar.n_actions))
+    for t in range(len(history)):
         s = int(np.asarray(history.obs[t]).reshape(()))
-        out[t] = -np.log2(ag.action_probs(s)[int(history.action[t])])
+        out[t] = ag.raw_probs(s) if raw else ag.action_probs(s)
         try:
             s2 = int(np.asarray(history.next_obs(t)).reshape(()))
         except (KeyError, IndexError):
-            break
+            return out[:t + 1]
         ag.observe(Transition(s, int(history.action[t]), float(history.reward[t]), s2,
                               bool(history.terminated[t]), bool(history.truncated[t])), intervention=False)
-    return np.cumsum(out)
+    return out
+
+
+def reference_log_loss(program: Program, grammar: Any, history: Any, smoothing: float) -> np.ndarray:
+    """Cumulative log-loss (bits) of the smoothed program on the history's actions, per step."""
+    p = reference_probs(program, grammar, history, smoothing)
+    return np.cumsum(-np.log2(p[np.arange(len(p)), np.asarray(history.action[:len(p)], dtype=int)]))
 
 
 def assert_bound(mixture: Any, history: Any = None, *, programs: Sequence[str | Program] = (),
