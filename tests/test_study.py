@@ -346,6 +346,34 @@ def test_smoke_study_resume_skips_done_cells_and_gives_the_same_tables(smoke_stu
     assert (out / "summary.csv").read_bytes() == before
 
 
+def test_tables_only_tables_a_killed_study_and_lists_its_unfinished_cells_as_missing(smoke_study, tmp_path):
+    """--tables-only runs nothing (no cache is even given) and rewrites the tables from the cells
+    present: a removed cell's rows leave results.csv and it is listed as missing in coverage.csv."""
+    import shutil
+    out, _ = smoke_study
+    killed = tmp_path / "killed"
+    shutil.copytree(out, killed)
+    for f in ("results.csv", "summary.csv", "coverage.csv", "curves.csv"):
+        (killed / f).unlink()
+    victims = sorted((killed / "cells").glob("chain6__uniform__Q2__*.json"))
+    assert victims
+    for v in victims:
+        v.unlink()
+    env = {**__import__("os").environ, "HYPOSPACE_CACHE": str(tmp_path / "no-cache")}
+    r = _study("--preset", "smoke", "--out", str(killed), "--tables-only", "--no-progress", env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not (tmp_path / "no-cache").exists()
+    assert not any((killed / "cells").glob("chain6__uniform__Q2__*.json"))
+    results = read_csv(killed / "results.csv")
+    assert not any(x["rung"] == "chain6" and x["imitator"] == "uniform" and x["question"] == "Q2" for x in results)
+    assert any(x["rung"] == "chain6" and x["imitator"] == "mixture" for x in results)
+    cov = [c for c in read_csv(killed / "coverage.csv") if c["rung"] == "chain6" and c["imitator"] == "uniform"
+           and c["question"] == "Q2"]
+    assert cov and all(c["status"] == "missing" for c in cov)
+    r = _study("--preset", "smoke", "--out", str(tmp_path / "none"), "--tables-only", "--no-progress", env=env)
+    assert r.returncode == 2 and "holds no study" in r.stderr
+
+
 def test_a_validation_run_reuses_the_trained_models_and_scores_validation_tasks(smoke_study, tmp_path):
     """--score-on val --conditioning contiguous: the same models (nothing retrained), other tasks."""
     out, _ = smoke_study

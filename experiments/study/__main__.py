@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score the held-out test tasks (the result; default) or the validation tasks (for choices)")
     p.add_argument("--conditioning", choices=("subsampled", "contiguous"), default=None,
                    help="override every rung's transformer conditioning scheme (evaluation only; same trained models)")
+    p.add_argument("--tables-only", action="store_true",
+                   help="run nothing: rewrite the tables of the study in --out from the cells it holds "
+                        "(a study killed mid-rung; its unfinished cells are listed as missing)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -86,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = run_study(pr, rungs, Path(args.out), imitators=set(args.imitators) if args.imitators else None,
                             questions=set(args.questions) if args.questions else None, seeds=args.seeds,
                             resume=args.resume, executor=args.executor, workers=args.workers,
-                            ray_address=args.ray_address, progress=not args.no_progress, command=command)
+                            ray_address=args.ray_address, progress=not args.no_progress, command=command,
+                            tables_only=args.tables_only)
     except StudyError as e:
         fail(PROG, str(e))
     except ModuleNotFoundError as e:

@@ -139,7 +139,10 @@ def complexity(rung: Rung, preset: Preset) -> dict[str, Any]:
 def run_study(preset: Preset, rungs: list[Rung], out: Path, *, imitators: set[str] | None = None,
               questions: set[str] | None = None, seeds: list[int] | None = None, resume: bool = False,
               executor: str = "local", workers: int = 2, ray_address: str | None = None, progress: bool = True,
-              command: str = "") -> list[dict[str, Any]]:
+              command: str = "", tables_only: bool = False) -> list[dict[str, Any]]:
+    """Run the selected cells (skipping those recorded in ``out`` when ``resume``) and write the
+    tables; ``tables_only``: run nothing, rewrite the tables from the cells ``out`` holds (a study
+    killed in the middle of a rung has its finished cells tabled, the rest listed as missing)."""
     for r in rungs:
         try:
             r.check()
@@ -161,12 +164,16 @@ def run_study(preset: Preset, rungs: list[Rung], out: Path, *, imitators: set[st
         if old.get("config_key") != key:
             raise StudyError(f"--out {out} holds a study of another configuration (preset {old.get('preset')!r}); "
                              "choose a new --out")
-        if not resume:
+        if not resume and not tables_only:
             raise StudyError(f"--out {out} already holds this study; add --resume to continue it")
+    elif tables_only:
+        raise StudyError(f"--tables-only: --out {out} holds no study")
     by_name = {r.name: r for r in rungs}
     expected: dict[tuple[str, str, str, str], set[int]] = {}
     for c in cells:
         expected.setdefault((c.rung, c.imitator, c.question, c.variant), set()).add(c.seed)
+    if tables_only:
+        return gather(out, coverage, expected, resamples=preset.bootstrap)
     with Executor(executor, workers=workers, ray_address=ray_address, progress=progress) as ex:
         data = [RungData(r, preset.teacher_seeds, preset.score_on) for r in rungs]
         hjobs = [j for d in data for j in d.all_jobs() if not (RungData.path(j) / "manifest.json").exists()]
