@@ -403,3 +403,23 @@ def test_local_and_ray_executors_give_identical_results(smoke_study, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     for name in ("results.csv", "summary.csv", "curves.csv", "coverage.csv"):
         assert (tmp_path / "ray" / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_only_the_transformers_are_measured_under_every_training_seed():
+    """A training seed changes a transformer and nothing else: the mixture and the controls are
+    measured once per teacher seed, never as copies that would count as extra seeds."""
+    p = preset("default")
+    cells, _ = plan(p, p.rungs[:1], None, None, None)
+    by_imitator: dict[str, set[int]] = {}
+    for c in cells:
+        by_imitator.setdefault(c.imitator, set()).add(c.seed)
+    for im, seeds in by_imitator.items():
+        if im in ("transformer", "transformer_empty", "expert_distillation"):
+            assert seeds == set(p.seeds), im
+        else:
+            assert sorted(p.seed_parts(s)[0] for s in seeds) == list(range(p.teacher_seeds)), im
+            assert all(p.seed_parts(s)[1] == 0 for s in seeds), im
+    # a --seeds selection keeps the rule: an untrained imitator under a training seed other than 0 is not run
+    cells, _ = plan(p, p.rungs[:1], {"mixture", "transformer"}, {"Q1"}, [1, 3])
+    assert sorted((c.imitator, c.seed) for c in cells if c.question == "Q1") == [("mixture", 3), ("transformer", 1),
+                                                                                 ("transformer", 3)]

@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             fail(PROG, "--executor ray needs Ray: pip install -e '.[ray]'")
         raise
     print(table(summary, [r.name for r in rungs]))
-    print(f"-> {args.out}/summary.csv (95% stratified-bootstrap intervals over {len(args.seeds or pr.seeds)} seeds)")
+    print(f"-> {args.out}/summary.csv (95% stratified-bootstrap intervals over seeds: {pr.teacher_seeds} teacher seeds, "
+          f"x {pr.train_seeds} training seeds for the transformers; column n)")
     if pr.score_on == "val":
         print("   scored on the VALIDATION tasks: for choices (e.g. --conditioning), never a reported result")
     return 0

@@ -43,6 +43,11 @@ PLAN: dict[tuple[str, str], tuple[str, ...]] = {
 #: Measured once under Q2 "within" and reported under both variants: they have no training, so
 #: for them "beyond" (never trained past T) is the same experiment.
 UNTRAINED_Q2 = ("mixture", "mixture_prior", "teacher_continued", "teacher_frozen", "uniform")
+#: The imitators a transformer training seed changes. Every other one (the mixture, the teacher's
+#: controls, uniform) depends on the teacher seed only, so it is measured once per teacher seed
+#: (cell seeds whose training part is 0): its cells under other training seeds would be exact
+#: copies, and counting copies as seeds would narrow its intervals without new evidence.
+TRAINED = ("transformer", "transformer_empty", "expert_distillation")
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ class Cell:
 def cannot(rung: Rung, imitator: str, question: str, variant: str) -> str:
     """Why ``imitator`` cannot answer (question, variant) on ``rung`` ("" when it can)."""
     uses_mixture = imitator in ("mixture", "mixture_prior")
-    uses_transformer = imitator in ("transformer", "transformer_empty", "expert_distillation")
+    uses_transformer = imitator in TRAINED
     if uses_mixture and rung.mixture is None:
         return rung.mixture_cannot or "the mixture's grammar has no programs for this env"
     if uses_transformer and rung.transformer is None:
@@ -93,8 +98,17 @@ def plan(preset: Preset, rungs: list[Rung], imitators: set[str] | None = None,
                                  "status": "cannot" if why else "planned", "reason": why,
                                  "cost_estimate": cost_estimate(r, im) if why else ""})
                 if not why:
-                    cells.extend(Cell(r.name, im, q, v, s) for s in (seeds if seeds is not None else preset.seeds))
+                    cells.extend(Cell(r.name, im, q, v, s) for s in cell_seeds(preset, im, seeds))
     return cells, coverage
+
+
+def cell_seeds(preset: Preset, imitator: str, seeds: list[int] | None = None) -> list[int]:
+    """The cell seeds ``imitator`` is measured under (of ``seeds``, default all of the preset's):
+    every one for a trained imitator, one per teacher seed (training part 0) for the rest."""
+    pool = list(seeds) if seeds is not None else preset.seeds
+    if imitator in TRAINED:
+        return pool
+    return [s for s in pool if preset.seed_parts(s)[1] == 0]
 
 
 def cost_estimate(rung: Rung, imitator: str) -> str:
@@ -160,4 +174,4 @@ def run_cell(cell: Cell, preset: Preset, rung: Rung, out_dir: str, command: str)
     return record
 
 
-__all__ = ["Cell", "PLAN", "IMITATORS", "CONTROLS", "UNTRAINED_Q2", "plan", "run_cell", "cannot"]
+__all__ = ["Cell", "PLAN", "IMITATORS", "CONTROLS", "UNTRAINED_Q2", "TRAINED", "cell_seeds", "plan", "run_cell", "cannot"]

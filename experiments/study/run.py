@@ -28,7 +28,7 @@ import numpy as np
 
 import envs
 
-from experiments.study.cells import Cell, plan, run_cell
+from experiments.study.cells import TRAINED, Cell, plan, run_cell
 from experiments.study.data import RungData
 from experiments.study.executor import Executor
 from experiments.study.imitators import ModelJob, ensure_model, pack_for
@@ -69,7 +69,7 @@ def call(fn: Any, *args: Any) -> Any:
 
 
 def needs_model(cell: Cell) -> bool:
-    return cell.imitator in ("transformer", "transformer_empty", "expert_distillation")
+    return cell.imitator in TRAINED
 
 
 def slow_first(cell: Cell) -> tuple:
@@ -82,7 +82,7 @@ def model_jobs(preset: Preset, rung: Rung, cells: list[Cell]) -> list[ModelJob]:
     """The transformers the selected cells need."""
     need: set[ModelJob] = set()
     for c in cells:
-        if c.rung != rung.name or c.imitator not in ("transformer", "transformer_empty", "expert_distillation"):
+        if c.rung != rung.name or c.imitator not in TRAINED:
             continue
         _, train_seed = preset.seed_parts(c.seed)
         if c.imitator == "expert_distillation":
