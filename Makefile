@@ -22,9 +22,12 @@ demo: setup
 	$(PY) -m experiments.study --preset smoke --out runs/study-smoke --resume
 
 # The default study (resumable: hours on 2 cores), then the paper's figures and REPORT.md from it.
+# The study's tables and cell records are committed in experiments/results/study-default (not under
+# paper/, which each run of experiments.paper replaces whole): this resumes them
+# (only cells not yet recorded run), then redraws paper/.
 paper: setup
-	$(PY) -m experiments.study --preset default --out runs/study-default --resume
-	$(PY) -m experiments.paper --study runs/study-default --out paper --formats png
+	$(PY) -m experiments.study --preset default --out experiments/results/study-default --resume
+	$(PY) -m experiments.paper --study experiments/results/study-default --out paper --formats png
 
 test: setup
 	$(PY) -m pytest -q
