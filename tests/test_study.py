@@ -208,6 +208,50 @@ def test_a_directory_of_another_study_is_refused(tmp_path):
     assert r.returncode == 2 and "not a study directory" in r.stderr
 
 
+def test_resume_may_add_or_drop_rungs_but_not_change_one():
+    """A preset whose ladder changed resumes a study (its recorded cells are ones the new plan
+    would compute); a changed rung, seed count or scoring does not."""
+    from experiments.study.run import config_of, unlike
+
+    p = preset("smoke")
+    small = config_of(p, p.rungs[:1], plan(p, p.rungs[:1])[0])
+    full = config_of(p, p.rungs, plan(p, p.rungs)[0])
+    assert unlike(small, full) is None and unlike(full, small) is None
+    changed = preset("smoke")
+    changed.rungs[0].k = 3
+    assert "rung bandit5" in unlike(full, config_of(changed, changed.rungs, plan(changed, changed.rungs)[0]))
+    other = preset("smoke")
+    other.train_seeds = 2
+    assert "train_seeds" in unlike(full, config_of(other, other.rungs, plan(other, other.rungs)[0]))
+    val = preset("smoke")
+    val.score_on = "val"
+    assert "score_on" in unlike(full, config_of(val, val.rungs, plan(val, val.rungs)[0]))
+
+
+def test_transformer_set_changes_the_rung_and_so_its_models():
+    from experiments.study.rungs import set_transformer
+
+    r = preset("default").rungs[2]
+    before = r.key()
+    set_transformer(r, "train.subsample=[4,8,16]")
+    set_transformer(r, "train_episodes=200")
+    assert r.transformer.train["subsample"] == [4, 8, 16] and r.transformer.train_episodes == 200
+    assert r.key() != before
+    for bad in ("train.subsampel=[1]", "nosuch=1", "model"):
+        with pytest.raises(ValueError):
+            set_transformer(preset("default").rungs[2], bad)
+    r = _study("--preset", "smoke", "--out", "unused", "--transformer-set", "train.nosuch=1")
+    assert r.returncode == 2 and "train has no field 'nosuch'" in r.stderr
+
+
+def test_default_leaves_the_13x13_and_key_to_door_rungs_to_paper_but_transplants_to_13x13():
+    d, big = preset("default"), preset("paper")
+    assert [r.name for r in d.rungs] == ["bandit5", "darkroom5", "darkroom9", "chain6"]
+    assert {"darkroom13", "keytodoor5"} <= {r.name for r in big.rungs}
+    r9 = d.target("darkroom9")
+    assert r9.transplant == {"to": "darkroom13"} and d.target("darkroom13").mixture is not None
+
+
 def test_a_run_stopped_before_its_cells_leaves_no_directory(tmp_path, monkeypatch):
     """Killed while recording histories or training, a run leaves nothing that --resume would refuse."""
     from experiments.study import run as run_mod

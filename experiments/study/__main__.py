@@ -23,7 +23,7 @@ from experiments.cli import described_parser, fail
 from experiments.study.cells import CONTROLS, IMITATORS
 from experiments.study.executor import EXECUTORS
 from experiments.study.results import table
-from experiments.study.rungs import PRESETS, describe, preset
+from experiments.study.rungs import PRESETS, describe, preset, set_transformer
 from experiments.study.run import StudyError, run_study
 
 PROG = "python -m experiments.study"
@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score the held-out test tasks (the result; default) or the validation tasks (for choices)")
     p.add_argument("--conditioning", choices=("subsampled", "contiguous"), default=None,
                    help="override every rung's transformer conditioning scheme (evaluation only; same trained models)")
+    p.add_argument("--transformer-set", nargs="+", metavar="KEY=VALUE", default=[],
+                   help="change the selected rungs' transformer: model.<field>, train.<field> or a TransformerSpec field "
+                        "(train_episodes, seeds_per_task, ...); VALUE is JSON, e.g. train.subsample=[4,8,16]. A changed "
+                        "rung trains its own models: for comparing settings on --score-on val")
     p.add_argument("--tables-only", action="store_true",
                    help="run nothing: rewrite the tables of the study in --out from the cells it holds "
                         "(a study killed mid-rung; its unfinished cells are listed as missing)")
@@ -80,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
             fail(PROG, f"seed(s) {bad} not in the preset's seeds {pr.seeds}")
     if args.workers < 1:
         fail(PROG, f"--workers must be >= 1, got {args.workers}")
+    for item in args.transformer_set:
+        try:
+            for r in rungs:
+                set_transformer(r, item)
+        except ValueError as e:
+            fail(PROG, f"--transformer-set {item}: {e}")
     if args.T:
         for r in rungs:
             r.Ts = tuple(sorted(set(args.T)))

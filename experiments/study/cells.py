@@ -120,7 +120,7 @@ def cost_estimate(rung: Rung, imitator: str) -> str:
 def _measure(cell: Cell, im: Imitators, preset: Preset) -> Measured:
     if cell.question == "Q3" and cell.variant == "transplant":
         to = (im.rung.transplant or {}).get("to")
-        target = next((r for r in preset.rungs if r.name == to), None)
+        target = preset.target(to)
         if target is None:
             raise ValueError(f"rung {im.rung.name}: transplant target {to!r} is not a rung of preset {preset.name}")
         return q3_transplant(im, cell.imitator, target)

@@ -107,6 +107,21 @@ def config_of(preset: Preset, rungs: list[Rung], cells: list[Cell]) -> dict[str,
     return config
 
 
+def unlike(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why a study recorded with configuration ``old`` cannot be resumed as ``new`` (None: it can).
+    Resuming may add or drop rungs and cells (a preset whose ladder changed): every rung the two
+    share must be the same, as must the seeds, the bootstrap and what is scored, so that each
+    recorded cell is one the new plan would compute."""
+    for k in ("preset", "teacher_seeds", "train_seeds", "bootstrap", "score_on", "conditioning"):
+        if old.get(k) != new.get(k):
+            return f"its {k} is {old.get(k)!r}, not {new.get(k)!r}"
+    was = {r["name"]: r for r in old.get("rungs", [])}
+    for r in new.get("rungs", []):
+        if r["name"] in was and was[r["name"]] != r:
+            return f"its rung {r['name']} has other settings"
+    return None
+
+
 def config_key(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -149,7 +164,7 @@ def run_study(preset: Preset, rungs: list[Rung], out: Path, *, imitators: set[st
         except ValueError as e:
             raise StudyError(str(e)) from None
         to = (r.transplant or {}).get("to")
-        target = next((t for t in preset.rungs if t.name == to), None)
+        target = preset.target(to)
         if r.transplant is not None and (target is None or target.mixture is None):
             raise StudyError(f"rung {r.name}: transplant target {to!r} is not a rung of preset {preset.name} "
                              "with a mixture")
@@ -162,8 +177,11 @@ def run_study(preset: Preset, rungs: list[Rung], out: Path, *, imitators: set[st
             raise StudyError(f"--out {out} exists and is not a study directory (choose a new path)")
         old = json.loads(sj.read_text())
         if old.get("config_key") != key:
-            raise StudyError(f"--out {out} holds a study of another configuration (preset {old.get('preset')!r}); "
-                             "choose a new --out")
+            why = unlike(old.get("config", {}), config)
+            if why is not None or not resume:
+                raise StudyError(f"--out {out} holds a study of another configuration (preset {old.get('preset')!r}"
+                                 f"{': ' + why if why else '; --resume continues it with rungs added or dropped'}); "
+                                 "choose a new --out")
         if not resume and not tables_only:
             raise StudyError(f"--out {out} already holds this study; add --resume to continue it")
     elif tables_only:

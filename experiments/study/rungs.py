@@ -17,7 +17,7 @@ import copy
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 #: The standard tabular teacher of the toy rungs (Dark Room, Chain): Q-learning, epsilon 0.1.
@@ -161,7 +161,8 @@ def _opt(steps: int, subsample: list[int], batch_size: int = 32) -> dict[str, An
             "subsample": subsample, "checkpoint_every": 200}  # a killed study loses minutes, not a model
 
 
-def _default() -> list[Rung]:
+def _ladder() -> list[Rung]:
+    """Every toy rung at the ``default`` preset's size (``paper`` scales them up)."""
     med = {"n_layer": 4, "n_head": 4, "d_model": 64, "dropout": 0.1, "embd_dropout": 0.1}
     kinds = {"Constant": 22, "Stochastic": 20, "Cyclic": 22, "Reactive": 22}
     return _transplants([
@@ -201,8 +202,30 @@ def _default() -> list[Rung]:
     ], darkroom5="darkroom9", darkroom9="darkroom13", darkroom13="keytodoor5")
 
 
+#: Rungs of the ladder that ``default`` leaves to ``paper``: measured on 2 cores, bandit5, Dark Room
+#: 5x5 and 9x9 took 2 h (histories 4 min, bandit5 10 min, 5x5 30 min, 9x9 79 min); one Dark Room
+#: 13x13 model took 15 min per worker (6 models, 3x9x9's cells), so with Key-to-Door (the same
+#: size) the ladder took ~7 h, not the <= 4 h of ``default``.
+PAPER_ONLY = ("darkroom13", "keytodoor5")
+
+
+def _default() -> tuple[list[Rung], list[Rung]]:
+    """The ladder that fits ~2.5 h of 2 cores, and Dark Room 13x13 as Dark Room 9x9's Q3
+    transplant target only (its tasks and a fresh teacher on them; no model, no cells)."""
+    ladder = _ladder()
+    return ([r for r in ladder if r.name not in PAPER_ONLY],
+            [r for r in ladder if r.name == "darkroom13"])
+
+
+def _default_preset() -> Preset:
+    rungs, targets = _default()
+    return Preset("default", rungs, teacher_seeds=2, train_seeds=3, targets=targets,
+                  notes="the toy ladder that fits ~2.5 h of 2 CPU cores (Dark Room 13x13 and Key-to-Door are "
+                        "paper's); Q2-beyond at one T per rung")
+
+
 def _paper() -> list[Rung]:
-    rungs = _default()
+    rungs = _ladder()
     for r in rungs:
         r.Ts_beyond = tuple(r.Ts)  # the full grid: a transformer per T
         if r.transformer is not None:
@@ -226,6 +249,13 @@ class Preset:
     #: Evaluation-only override of every rung's transformer conditioning scheme (None: the rung's).
     #: It leaves the rungs, and so the trained models' cache keys, unchanged.
     conditioning: str | None = None
+    #: Rungs that are only Q3 transplant targets here (their tasks and a fresh teacher on them);
+    #: not run, not selectable with --rungs.
+    targets: list[Rung] = field(default_factory=list)
+
+    def target(self, name: str | None) -> Rung | None:
+        """The rung a transplant goes to: one of the preset's rungs or its targets."""
+        return next((r for r in [*self.rungs, *self.targets] if r.name == name), None)
 
     @property
     def seeds(self) -> list[int]:
@@ -240,8 +270,7 @@ PRESETS = {
     "smoke": lambda: Preset("smoke", _smoke(), teacher_seeds=2, train_seeds=1, bootstrap=1000,
                             notes="every question for both imitators on 3 small rungs, minutes on 2 cores; numbers are "
                                   "a pipeline check, not a result"),
-    "default": lambda: Preset("default", _default(), teacher_seeds=2, train_seeds=3,
-                              notes="the full toy ladder on 2 CPU cores; Q2-beyond at one T per rung"),
+    "default": _default_preset,
     "paper": lambda: Preset("paper", _paper(), teacher_seeds=4, train_seeds=5,
                             notes="sized for a cluster or GPU: Q2-beyond at every T, 4x the training"),
 }
@@ -256,6 +285,8 @@ def preset(name: str) -> Preset:
 def describe(p: Preset) -> str:
     """The preset's rungs and their settings, one line each (for --help)."""
     lines = [f"preset {p.name}: {len(p.rungs)} rungs, seeds = {p.teacher_seeds} teacher x {p.train_seeds} training; {p.notes}"]
+    if p.targets:
+        lines.append(f"  (transplant targets only: {', '.join(f'{r.name} {r.label}' for r in p.targets)})")
     for r in p.rungs:
         tf = r.transformer
         lines.append(f"  {r.name:<11} {r.label}: tasks {r.n_train or 'all'} train / {r.n_val} val / {r.n_test} test; "
@@ -267,8 +298,38 @@ def describe(p: Preset) -> str:
     return "\n".join(lines)
 
 
+def set_transformer(rung: Rung, item: str) -> None:
+    """Apply ``KEY=VALUE`` (``model.<field>``, ``train.<field>`` or a TransformerSpec field; VALUE
+    JSON, else a string) to the rung's transformer, in place. A rung without one is left alone."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ValueError("expected KEY=VALUE")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    tf = rung.transformer
+    if tf is None:
+        return
+    part, _, name = key.partition(".")
+    if name and part in ("model", "train"):
+        from learners.transformer.model import ModelConfig
+        from learners.transformer.train import TrainConfig
+
+        known = {f.name for f in dataclasses.fields(ModelConfig if part == "model" else TrainConfig)}
+        if name not in known:
+            raise ValueError(f"{part} has no field {name!r} (known: {', '.join(sorted(known))})")
+        getattr(tf, part)[name] = value
+    elif not name and key in {f.name for f in dataclasses.fields(TransformerSpec)} - {"model", "train"}:
+        setattr(tf, key, value)
+    else:
+        raise ValueError(f"unknown key {key!r} (model.<field>, train.<field>, or one of "
+                         f"{', '.join(f.name for f in dataclasses.fields(TransformerSpec) if f.name not in ('model', 'train'))})")
+    rung.check()
+
+
 def copy_preset(p: Preset) -> Preset:
     return copy.deepcopy(p)
 
 
-__all__ = ["Rung", "MixtureSpec", "TransformerSpec", "Preset", "PRESETS", "preset", "describe", "Q_TEACHER", "THOMPSON"]
+__all__ = ["Rung", "MixtureSpec", "TransformerSpec", "Preset", "PRESETS", "preset", "describe", "Q_TEACHER", "THOMPSON", "set_transformer"]
