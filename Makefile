@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: setup
 	$(PY) -m experiments.study --preset smoke --out runs/study-smoke --resume
 
-# The default study (resumable: hours on 2 cores), then the paper's figures and REPORT.md from it.
+# The default study (resumable: ~2.5 h on 2 cores), then the paper's figures and REPORT.md from it.
 # The study's tables and cell records are committed in experiments/results/study-default (not under
 # paper/, which each run of experiments.paper replaces whole): this resumes them
 # (only cells not yet recorded run), then redraws paper/.

@@ -175,6 +175,7 @@ def test_help_shows_the_presets_levels():
 @pytest.mark.parametrize("args, message", [
     (["--workers", "0"], "--workers must be >= 1"),
     (["--preset", "huge"], "invalid choice"),
+    (["--preset", "default", "--rungs", "chain6"], "unknown rung(s) chain6 in preset default"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     r = _cli("--out", str(tmp_path / "x"), *args)

@@ -3,6 +3,7 @@
     python -m experiments.scaling --preset smoke --out runs/scaling-smoke       # about a minute
     python -m experiments.scaling --preset default --out runs/scaling           # hours on 2 cores
     python -m experiments.scaling --preset default --out runs/scaling --resume  # after a kill
+    python -m experiments.scaling --preset default --rungs bandit5 darkroom5 --out runs/scaling  # some rungs first
 
 Trains the transformer at every compute level of the preset (depth x width x updates) with
 several training seeds on the cheap rungs and measures, through the study layer, Q2-beyond and
@@ -35,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=list(PRESETS), default="smoke", help="sweep size (default: smoke)")
     p.add_argument("--out", required=True, help="output directory (new, or this sweep's with --resume)")
     p.add_argument("--resume", action="store_true", help="continue the sweep in --out (each level's study resumes)")
+    p.add_argument("--rungs", nargs="+", metavar="RUNG",
+                   help="only these of the preset's rungs (a later --resume with more adds them: finished levels are kept)")
     p.add_argument("--executor", choices=EXECUTORS, default="local", help="local process pool or Ray tasks (default: local)")
     p.add_argument("--workers", type=int, default=2, help="local worker processes / Ray CPUs (default: 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -49,9 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         fail(PROG, f"--out {out} is a file, not a directory")
+    sp = preset(args.preset)
+    if args.rungs:
+        unknown = [r for r in args.rungs if r not in sp.rungs]
+        if unknown:
+            fail(PROG, f"unknown rung(s) {', '.join(unknown)} in preset {args.preset} (known: {', '.join(sp.rungs)})")
+        sp.rungs = tuple(r for r in sp.rungs if r in args.rungs)
     command = " ".join([PROG, *argv])
     try:
-        doc = run_scaling(preset(args.preset), out, resume=args.resume, executor=args.executor,
+        doc = run_scaling(sp, out, resume=args.resume, executor=args.executor,
                           workers=args.workers, progress=not args.no_progress, command=command)
     except (ScalingError, StudyError) as e:
         fail(PROG, str(e))
