@@ -210,6 +210,26 @@ def test_seed_band_brackets_the_mean_and_needs_two_seeds():
     assert np.all(np.isnan(lo1))  # one seed: no band
 
 
+def test_an_infinite_value_is_written_read_and_marked_not_banded():
+    """A deterministic control's infinite KL is a measurement: written as inf (not a gap), read
+    back, given no band, and drawn as a marker at the top of the panel."""
+    import warnings
+
+    from experiments.study.results import _fmt
+
+    assert (_fmt(float("inf")), _fmt(float("-inf")), _fmt(float("nan")), _fmt(0.5)) == ("inf", "-inf", "", "0.5")
+    x = np.arange(4.0)
+    by_seed = {0: (x, np.array([np.inf, 1.0, 0.5, 0.0])), 1: (x, np.array([np.inf, np.inf, 0.7, 0.0]))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        _, mean, lo, hi = figures.seed_band(by_seed)
+        assert np.isposinf(mean[:2]).all() and np.isnan(lo[:2]).all() and np.isfinite(lo[2:]).all()
+        fig, ax = figures.new_figure(1, 1)
+        figures._plot_curve(ax[0, 0], by_seed, "teacher_frozen")
+    markers = [ln for ln in ax[0, 0].lines if ln.get_marker() == "^"]
+    assert len(markers) == 1 and list(markers[0].get_xdata()) == [0.0, 1.0]
+
+
 def _bad(study: Path, out: Path, *extra: str) -> str:
     r = run_paper("--study", str(study), "--out", str(out), *extra)
     assert r.returncode == 2, r.stderr

@@ -28,6 +28,10 @@ def _plot_curve(ax, by_seed, name: str, *, label_: str | None = None, **over) ->
     ax.plot(x, mean, label=label_ or label(name), **kw)
     if np.any(np.isfinite(lo)):
         ax.fill_between(x, lo, hi, color=kw["color"], alpha=0.18, lw=0, zorder=1)
+    up = np.isposinf(np.asarray(mean, dtype=float))
+    if up.any():  # an infinite value (e.g. KL to a control that never takes the teacher's action)
+        ax.plot(np.asarray(x)[up], np.full(int(up.sum()), 0.97), transform=ax.get_xaxis_transform(), ls="none",
+                marker="^", ms=4, color=kw["color"], clip_on=False, zorder=4)
 
 
 def _curve(study: Study, rung: str, name: str, question: str, variant: str, curve: str, T: float | None = None):
@@ -187,8 +191,19 @@ def fig_q1_tracking(study: Study) -> Drawn:
                  + (". Bottom: the mixture's cumulative log-loss of the teacher's actions with the per-sequence "
                     "bound drawn over it (the log-loss of the teacher's own program class plus its description "
                     "length in bits plus log2 of the normaliser); the loss staying under the bound is the "
-                    "mixture's guarantee" if bound_rungs else "") + ". " + BAND_METHOD)
+                    "mixture's guarantee" if bound_rungs else "")
+                 + (". A triangle at the top of a panel marks an infinite KL: a control that gives no probability "
+                    "to an action the teacher took (a deterministic teacher, such as count-bonus Q-learning on the chain, frozen "
+                    "half-way and compared with its own early, still-changing choices)"
+                    if _any_infinite(study, rungs) else "")
+                 + ". " + BAND_METHOD)
     return d
+
+
+def _any_infinite(study: Study, rungs: list[str]) -> bool:
+    return any(np.isposinf(np.asarray(ys, dtype=float)).any()
+               for k, c in study.curves.items() if k[0] in rungs and k[2] == "Q1" and k[4] == "kl_bits"
+               for _, ys in c.values())
 
 
 # ---- figure 3 -------------------------------------------------------------------------------
@@ -228,6 +243,21 @@ def fig_q2_continuation_curves(study: Study) -> Drawn:
 
 
 # ---- figure 4 -------------------------------------------------------------------------------
+
+def _label_groups(points: list[tuple[float, str]], *, log: bool) -> list[tuple[float, list[str]]]:
+    """Rungs at (nearly) the same x share one label instead of overprinting each other (within 2%
+    of the axis span, or 5% on a log axis): [(x of the group's first rung, names)]."""
+    xs = [float(np.log10(x) if log else x) for x, _ in points]
+    span = (max(xs) - min(xs)) if xs else 0.0
+    tol = np.log10(1.05) if log else 0.02 * span
+    groups: list[tuple[float, float, list[str]]] = []
+    for u, (x, name) in sorted(zip(xs, points), key=lambda p: p[0]):
+        if groups and u - groups[-1][0] <= tol:
+            groups[-1][2].append(name)
+        else:
+            groups.append((u, x, [name]))
+    return [(x, names) for _, x, names in groups]
+
 
 def _complexity(study: Study, rung: str, key: str) -> float | None:
     v = study.rung(rung)["complexity"].get(key)
@@ -329,9 +359,11 @@ def fig_q2_headline(study: Study) -> Drawn:
             ax.set_xscale("log")
         have = [r for r in rungs if _complexity(study, r, ckey) is not None]
         no = [study.label(r) for r in rungs if _complexity(study, r, ckey) is None]
-        for r in have:
-            ax.annotate(r, (_complexity(study, r, ckey), 1.0), textcoords="offset points", xytext=(2, 3),
-                        ha="left", va="bottom", rotation=45, rotation_mode="anchor", fontsize=6.5, color="#444444")
+        for x, names in _label_groups([(_complexity(study, r, ckey), r) for r in have], log=ckey == "states_x_actions"):
+            one = len(names) == 1  # a group is stacked, level, so that it does not squeeze the panel
+            ax.annotate(names[0] if one else "\n".join(names), (x, 1.0), textcoords="offset points",
+                        xytext=(2, 3), ha="left" if one else "right", va="bottom", rotation=45 if one else 0,
+                        rotation_mode="anchor", fontsize=6.5, color="#444444")
         if no:
             ax.text(0.98, 0.03, "no value: " + ", ".join(no), transform=ax.transAxes, ha="right", va="bottom",
                     fontsize=6.5, color="#444444")

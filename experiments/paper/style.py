@@ -172,7 +172,9 @@ def seed_band(by_seed: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.nda
     lo = np.full(len(xs), np.nan)
     hi = np.full(len(xs), np.nan)
     rng = np.random.default_rng(0)
-    full = count == len(by_seed)
+    # no band where a seed's value is infinite (the mean is infinite there; _plot_curve marks it)
+    finite = ~np.any(np.isinf(m), axis=0)
+    full = (count == len(by_seed)) & finite
     with warnings.catch_warnings():
         # identical values across seeds (a deterministic control) make a degenerate, zero-width band
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
@@ -180,7 +182,7 @@ def seed_band(by_seed: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.nda
             r = stats.bootstrap((m[:, full],), np.mean, axis=0, vectorized=True, n_resamples=BAND_RESAMPLES,
                                 method="percentile", batch=200, rng=rng)
             lo[full], hi[full] = r.confidence_interval.low, r.confidence_interval.high
-        for j in np.flatnonzero(~full & (count >= 2)):
+        for j in np.flatnonzero(~full & finite & (count >= 2)):
             r = stats.bootstrap((m[~np.isnan(m[:, j]), j],), np.mean, n_resamples=BAND_RESAMPLES,
                                 method="percentile", rng=rng)
             lo[j], hi[j] = r.confidence_interval.low, r.confidence_interval.high

@@ -30,7 +30,11 @@ def _fmt(v: Any) -> str:
     if v is None:
         return ""
     if isinstance(v, float):
-        return "" if not np.isfinite(v) else repr(round(v, 10))
+        # An infinite value is a measurement (a deterministic control's KL where the teacher puts
+        # mass on an action it never takes): written as inf, not as a gap. NaN (undefined) is empty.
+        if np.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return "" if np.isnan(v) else repr(round(v, 10))
     return str(v)
 
 
