@@ -24,7 +24,11 @@ grid, AD-eps noise-injected histories (noise 1 -> 0 over 50 episodes)   0.78
 
 These pilots were compared on the *test* goals, so the figures below are not a clean held-out
 result: the study (``python -m experiments.study``) carves validation goals out of the training
-side for any such choice and scores the test goals once. The default itself, 3 training seeds
+side for any such choice and scores the test goals once. The strides were re-selected that way
+(12 validation goals, criterion fixed in advance: Q3 held-out AUC ratio over a fresh teacher):
+8/16/32 2.64 [2.28, 3.04], 4/8/16 2.05 [1.70, 2.42], 2/4/8 1.74 [1.49, 2.03], so 8/16/32 stays;
+on the 16 test goals, scored once by the ``default`` study, it is 2.84 [2.46, 3.28], last
+episodes at 0.61 [0.56, 0.67] of optimal (``experiments/results/choices/README.md``). The default itself, 3 training seeds
 (16 held-out goals x 4 evaluation seeds, 2026-12-03): episodes 36-40 at 0.719 +- 0.019 (95% t-interval) of the teacher's final return
 (per seed 0.711 / 0.721 / 0.727), episode 40 at 0.795 +- 0.024, first 3 episodes 0.056;
 expert distillation (1 seed) 0.146. One run takes ~27 minutes alone on one core (1.5 of them
