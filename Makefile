@@ -21,13 +21,15 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: setup
 	$(PY) -m experiments.study --preset smoke --out runs/study-smoke --resume
 
-# The default study (resumable: ~2.5 h on 2 cores), then the paper's figures and REPORT.md from it.
+# The default study (resumable: ~2.5 h on 2 cores) and the default scaling sweep (~1.5 h more, reusing
+# the study's models), then the paper's figures and REPORT.md from them.
 # The study's tables and cell records are committed in experiments/results/study-default (not under
 # paper/, which each run of experiments.paper replaces whole): this resumes them
 # (only cells not yet recorded run), then redraws paper/.
 paper: setup
 	$(PY) -m experiments.study --preset default --out experiments/results/study-default --resume
-	$(PY) -m experiments.paper --study experiments/results/study-default --out paper --formats png
+	$(PY) -m experiments.scaling --preset default --out experiments/results/scaling-default --resume
+	$(PY) -m experiments.paper --study experiments/results/study-default --scaling experiments/results/scaling-default --out paper --formats png
 
 test: setup
 	$(PY) -m pytest -q
