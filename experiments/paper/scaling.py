@@ -199,10 +199,25 @@ def _crossing_cell(f: dict[str, Any], target: float) -> str:
     return "—"
 
 
+def _level_means(sc: Scaling, rung: str, metric: str) -> str:
+    """The measured means per compute level, smallest first: a straight line can overstate what
+    more compute buys where these stop rising, so the reader sees them beside the fit."""
+    by: dict[float, list[float]] = {}
+    for r in sc.rows:
+        if r["rung"] == rung and r["metric"] == metric:
+            by.setdefault(r["train_flops"], []).append(r["value"])
+    return " → ".join(f"{sum(v) / len(v):.2f}" for _, v in sorted(by.items()))
+
+
 def _answer(sc: Scaling, rung: str) -> str:
     f = sc.fit["fits"][rung].get("Q2_beyond_continuation_ratio")
     if f is None or f.get("slope") is None:
         return f"On {rung} the sweep has no Q2-beyond fit."
+    return _fitted(sc, rung, f) + (f" Measured means per level, smallest first: "
+                                   f"{_level_means(sc, rung, 'Q2_beyond_continuation_ratio')}.")
+
+
+def _fitted(sc: Scaling, rung: str, f: dict[str, Any]) -> str:
     lo_x, hi_x = f["log10_compute_range"]
     head = (f"On {rung}, over {_e(lo_x)}–{_e(hi_x)} training FLOPs ({hi_x - lo_x:.1f} OOMs), the Q2-beyond continuation "
             f"ratio changes by {_slope(f)} per decade of compute")
@@ -232,7 +247,7 @@ def report_section(sc: Scaling, drawn: list[Drawn], formats: tuple[str, ...], oo
     lines = ["## Scaling: how much compute would a forward pass need to keep improving like the teacher?", "",
              f"From the scaling sweep in `{sc.directory.name}` (preset `{fit.get('config', {}).get('preset', '?')}`, "
              f"command `{p.get('command', 'unknown')}`, commit `{p.get('commit', 'unknown')}`): "
-             f"{len({r['train_flops'] for r in sc.rows})} training-compute levels x "
+             f"{len({lv['level'] for lv in fit.get('levels', [])}) or '?'} training-compute levels per rung x "
              f"{fit.get('config', {}).get('train_seeds', '?')} training seeds. {fit.get('model', '')}.", ""]
     lines += [" ".join(_answer(sc, r) for r in sc.rungs), ""]
     oom = "; ".join(f"{r['name']}: {r['ooms_low']:+.1f} to {r['ooms_high']:+.1f} OOMs over the teacher"
