@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: setup
 	$(PY) -m experiments.study --preset smoke --out runs/study-smoke --resume
 
-# The default study (resumable: ~2.5 h on 2 cores) and the default scaling sweep (~1.5 h more, reusing
+# The default study (resumable: ~2.5 h on 2 cores) and the default scaling sweep (~2.3 h more from an empty cache, measured; less reusing
 # the study's models), then the paper's figures and REPORT.md from them.
 # The study's tables and cell records are committed in experiments/results/study-default (not under
 # paper/, which each run of experiments.paper replaces whole): this resumes them
